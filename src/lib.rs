@@ -1,0 +1,14 @@
+//! heat-reconciler: a level-triggered controller that turns resource configuration stored in etcd
+//! into OpenStack Heat stacks, speaking the etcd data contract of the ESI worker.
+//!
+//! How a config change flows through the modules:
+//!
+//! * [`protocol`] — the key layout and every record type (pure).
+//! * [`mapping`] — `parameter_mappings` / `template_mappings`: which template a resource uses and
+//!   which params its job carries (pure).
+//! * [`conformance`] — reading the corpus layout and checking records against the contract.
+
+pub mod conformance;
+pub mod mapping;
+pub mod protocol;
+pub mod schema;

@@ -1,0 +1,132 @@
+//! Records of desired configuration: the Gohan `/config` envelope, heat templates and the worker's
+//! snapshot of the last processed config (PROTOCOL.md §2.1–2.3).
+
+use super::json_style::go_json;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// A resource body: the Gohan resource as a JSON object.
+pub type Body = Map<String, Value>;
+
+/// How a `/config` body was stored: Gohan writes a JSON string, the corpus docs show an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// `"body": "{\"id\":…}"`, re-encoded like Go's `encoding/json`.
+    String,
+    /// `"body": {"id": …}`.
+    Object,
+}
+
+/// `/config<prefix>/<id>`, written by Gohan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigRecord {
+    #[serde(serialize_with = "encode_body", deserialize_with = "decode_body")]
+    pub body: (Body, BodyEncoding),
+    pub version: u64,
+    #[serde(default)]
+    pub marked_for_deletion: bool,
+}
+
+impl ConfigRecord {
+    /// A record as Gohan writes it (body double-encoded).
+    pub fn new(body: Body, version: u64, marked_for_deletion: bool) -> Self {
+        ConfigRecord { body: (body, BodyEncoding::String), version, marked_for_deletion }
+    }
+
+    pub fn body(&self) -> &Body {
+        &self.body.0
+    }
+
+    /// The resource id the body names, if any.
+    pub fn body_id(&self) -> Option<&str> {
+        self.body.0.get("id").and_then(Value::as_str)
+    }
+}
+
+fn encode_body<S: Serializer>(body: &(Body, BodyEncoding), serializer: S) -> Result<S::Ok, S::Error> {
+    match body.1 {
+        BodyEncoding::String => go_json(&Value::Object(body.0.clone())).serialize(serializer),
+        BodyEncoding::Object => body.0.serialize(serializer),
+    }
+}
+
+fn decode_body<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(Body, BodyEncoding), D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Object(body) => Ok((body, BodyEncoding::Object)),
+        Value::String(text) => match serde_json::from_str(&text) {
+            Ok(Value::Object(body)) => Ok((body, BodyEncoding::String)),
+            Ok(_) => Err(D::Error::custom("body string does not hold a JSON object")),
+            Err(e) => Err(D::Error::custom(format!("body string is not JSON: {e}"))),
+        },
+        _ => Err(D::Error::custom("body must be a JSON object or a string holding one")),
+    }
+}
+
+/// The decoded body of `/config/v2.0/heat_templates/<id>` (PROTOCOL.md §2.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeatTemplate {
+    pub id: String,
+    pub handler: String,
+    pub template_file: String,
+    /// Param name → mapping (a string or an object); parsed by the `mapping` module.
+    pub parameter_mappings: Map<String, Value>,
+    /// Always `[]` in the corpus; kept, unused (PROTOCOL.md §5.3). `null` reads as empty but is
+    /// written back as `null`, so a record round-trips unchanged.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Option<Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
+impl HeatTemplate {
+    pub fn from_body(body: &Body) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(Value::Object(body.clone()))
+    }
+
+    pub fn watch(&self) -> &[String] {
+        self.watch.as_ref().and_then(Option::as_deref).unwrap_or_default()
+    }
+}
+
+/// Tells a field that is present but `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// `/esi-worker/config<prefix>/<id>`: the config version the planner last processed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSnapshot {
+    pub body: Body,
+    pub deleted: bool,
+    pub version: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_body_round_trips_in_both_encodings() {
+        let raw = json!({"body": "{\"id\":\"n1\",\"name\":\"a\\u003cb\"}", "marked_for_deletion": false, "version": 1});
+        let record: ConfigRecord = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(record.body_id(), Some("n1"));
+        assert_eq!(record.body().get("name"), Some(&json!("a<b")));
+        assert_eq!(serde_json::to_value(&record).unwrap(), raw);
+
+        let docs = json!({"body": {"id": "n1"}, "marked_for_deletion": true, "version": 4});
+        let record: ConfigRecord = serde_json::from_value(docs.clone()).unwrap();
+        assert!(record.marked_for_deletion);
+        assert_eq!(serde_json::to_value(&record).unwrap(), docs);
+    }
+
+    #[test]
+    fn config_body_must_be_an_object() {
+        for bad in
+            [json!({"body": "[1]", "version": 1}), json!({"body": "{", "version": 1}), json!({"body": 3, "version": 1})]
+        {
+            assert!(serde_json::from_value::<ConfigRecord>(bad).is_err());
+        }
+    }
+}
