@@ -591,3 +591,56 @@ fn a_template_with_a_bad_mapping_is_reported_not_used() {
         other => panic!("expected a broken template, got {other:?}"),
     }
 }
+
+// --- Evaluation errors name what is wrong ---
+
+fn evaluation_error(w: &World, resource_type: &str, resource: Value, mapping: Value) -> String {
+    let mapping = Mapping::parse(&mapping).expect("mapping parses");
+    match evaluate_param("p", &mapping, w.scope(1), resource_type, &body(resource), Traversal::Once) {
+        Ok(param) => panic!("expected an error, got {param:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn evaluation_errors_name_the_field_or_resource() {
+    let w = World::new(&[("ese_physical_port", json!({"id": "pp"}))]);
+    let missing = evaluation_error(
+        &w,
+        "load_balancer",
+        json!({"id": "lb", "vnf_instance_id": "gone"}),
+        json!({"field": "management_ip", "path": ["vnf_instance_id"]}),
+    );
+    assert_eq!(missing, "vnf_instance `gone` is not in the config store");
+    let absent = evaluation_error(
+        &w,
+        "load_balancer",
+        json!({"id": "lb"}),
+        json!({"field": "management_ip", "path": ["vnf_instance_id"]}),
+    );
+    assert_eq!(absent, "field `vnf_instance_id` of load_balancer is empty or absent");
+    let no_relation = evaluation_error(
+        &w,
+        "load_balancer",
+        json!({"id": "lb", "nope_id": "x"}),
+        json!({"field": "a", "path": ["nope_id"]}),
+    );
+    assert_eq!(no_relation, "no relation `nope_id` from type `load_balancer` in the relation map");
+    let hop = evaluation_error(
+        &w,
+        "ese_logical_port",
+        json!({"id": "l", "ese_physical_port_id": "pp"}),
+        json!("Fese_physical_port+ese_physical_port_id:ese_device+ese_device_id:ip"),
+    );
+    assert_eq!(hop, "field `ese_device_id` of ese_physical_port is empty or absent");
+    let not_a_list = evaluation_error(
+        &w,
+        "port",
+        json!({"id": "p", "fixed_ips": 3}),
+        json!({"for_field": "fixed_ips", "for_mapping": {"field": "x"}}),
+    );
+    assert!(not_a_list.contains("must produce a list"), "{not_a_list}");
+    let not_an_id =
+        evaluation_error(&w, "subnet", json!({"id": "s", "network_id": 7}), json!("Mnetwork:network_id:id"));
+    assert_eq!(not_an_id, "field `network_id` of subnet is `7`, not an id");
+}
