@@ -12,3 +12,4 @@ pub mod conformance;
 pub mod mapping;
 pub mod protocol;
 pub mod schema;
+pub mod store;

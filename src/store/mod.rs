@@ -1,0 +1,148 @@
+//! etcd v3 access: the one place that talks to etcd. Paginated lists, a watch that resumes and
+//! relists ([`watcher`]), transactions ([`Txn`]), leases and leader election ([`lease`]), and a
+//! local etcd process for tests and the demo ([`local`]).
+
+pub mod lease;
+pub mod local;
+pub mod txn;
+pub mod watcher;
+
+pub use lease::{Lease, Leadership, campaign};
+pub use local::LocalEtcd;
+pub use txn::Txn;
+pub use watcher::{WatchEvent, watch_prefix};
+
+use etcd_client::{Client, GetOptions};
+
+/// How many keys one list request fetches.
+const PAGE_SIZE: i64 = 1000;
+
+/// A key and its value as etcd holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub mod_revision: i64,
+    pub create_revision: i64,
+    pub lease: i64,
+}
+
+impl KeyValue {
+    fn from_etcd(kv: &etcd_client::KeyValue) -> Result<Self, StoreError> {
+        Ok(KeyValue {
+            key: kv.key_str().map_err(|_| StoreError::NonUtf8Key)?.to_owned(),
+            value: kv.value().to_vec(),
+            mod_revision: kv.mod_revision(),
+            create_revision: kv.create_revision(),
+            lease: kv.lease(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("etcd returned a key that is not UTF-8")]
+    NonUtf8Key,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A handle on an etcd cluster; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+}
+
+/// The first key after every key that starts with `prefix`.
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // An all-0xff prefix: everything to the end of the keyspace.
+    vec![0]
+}
+
+impl Store {
+    pub async fn connect(endpoints: &[String]) -> Result<Store, StoreError> {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(5))
+            .with_keep_alive(std::time::Duration::from_secs(10), std::time::Duration::from_secs(5));
+        Ok(Store { client: Client::connect(endpoints, Some(options)).await? })
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let response = self.client.clone().get(key, None).await?;
+        response.kvs().first().map(KeyValue::from_etcd).transpose()
+    }
+
+    /// Every key under `prefix` at one revision, fetched in pages; returns that revision.
+    pub async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
+        let end = prefix_end(prefix);
+        let mut client = self.client.clone();
+        let mut items = Vec::new();
+        let mut start = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE_SIZE);
+            if revision > 0 {
+                // Later pages read the revision of the first, so the list is one consistent cut.
+                options = options.with_revision(revision);
+            }
+            let response = client.get(start.clone(), Some(options)).await?;
+            if revision == 0 {
+                revision = response.header().map(|h| h.revision()).unwrap_or_default();
+            }
+            for kv in response.kvs() {
+                items.push(KeyValue::from_etcd(kv)?);
+            }
+            match (response.more(), response.kvs().last()) {
+                (true, Some(last)) => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => return Ok((items, revision)),
+            }
+        }
+    }
+
+    /// Puts one key; returns the revision it was written at.
+    pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, StoreError> {
+        let response = self.client.clone().put(key, value, None).await?;
+        Ok(response.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    /// Deletes one key; returns the revision after the delete.
+    pub async fn delete(&self, key: &str) -> Result<i64, StoreError> {
+        let response = self.client.clone().delete(key, None).await?;
+        Ok(response.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    /// Runs a transaction; `Ok(None)` when its conditions did not hold, else the revision.
+    pub async fn commit(&self, txn: Txn) -> Result<Option<i64>, StoreError> {
+        let response = self.client.clone().txn(txn.into_etcd()).await?;
+        let revision = response.header().map(|h| h.revision()).unwrap_or_default();
+        Ok(response.succeeded().then_some(revision))
+    }
+
+    /// The current revision of the store.
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        let response = self.client.clone().get("\0", Some(GetOptions::new().with_count_only())).await?;
+        Ok(response.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    /// Compacts the history up to `revision` (tests use it to force a relist).
+    pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
+        self.client.clone().compact(revision, Some(etcd_client::CompactionOptions::new().with_physical())).await?;
+        Ok(())
+    }
+}

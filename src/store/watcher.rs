@@ -1,0 +1,140 @@
+//! A watch that never misses a change: list, then watch from the next revision; after a dropped
+//! connection resume from the last revision seen; when that revision was compacted away, list
+//! again. Consumers see a full list ([`WatchEvent::Listed`]) at start and after every relist, so
+//! start-up and recovery take the same path as any other event.
+
+use super::{KeyValue, Store, StoreError};
+use etcd_client::{EventType, WatchOptions};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub enum WatchEvent {
+    /// Everything under the prefix at `revision`; replaces whatever the consumer knew.
+    Listed { items: Vec<KeyValue>, revision: i64 },
+    Put(KeyValue),
+    Deleted { key: String, revision: i64 },
+}
+
+impl WatchEvent {
+    /// The revision this event brings the consumer to.
+    pub fn revision(&self) -> i64 {
+        match self {
+            WatchEvent::Listed { revision, .. } | WatchEvent::Deleted { revision, .. } => *revision,
+            WatchEvent::Put(kv) => kv.mod_revision,
+        }
+    }
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Watches every key under `prefix`; the task ends when the receiver is dropped.
+pub fn watch_prefix(store: Store, prefix: String) -> mpsc::Receiver<WatchEvent> {
+    let (sender, receiver) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        let mut backoff = Backoff::default();
+        // `None`: the next step is a full list.
+        let mut revision: Option<i64> = None;
+        loop {
+            if sender.is_closed() {
+                return;
+            }
+            let from = match revision {
+                Some(r) => r,
+                None => match store.list(&prefix).await {
+                    Ok((items, listed_at)) => {
+                        if sender.send(WatchEvent::Listed { items, revision: listed_at }).await.is_err() {
+                            return;
+                        }
+                        listed_at
+                    }
+                    Err(e) => {
+                        tracing::warn!(%prefix, error = %e, "list failed; retrying");
+                        backoff.wait().await;
+                        continue;
+                    }
+                },
+            };
+            match follow(&store, &prefix, from, &sender, &mut backoff).await {
+                Ok(Followed::ReceiverGone) => return,
+                Ok(Followed::Compacted) => {
+                    tracing::warn!(%prefix, revision = from, "watch revision compacted; listing again");
+                    revision = None;
+                }
+                Ok(Followed::Ended(last)) => revision = Some(last),
+                Err((last, e)) => {
+                    tracing::warn!(%prefix, error = %e, "watch interrupted; resuming");
+                    revision = Some(last);
+                    backoff.wait().await;
+                }
+            }
+        }
+    });
+    receiver
+}
+
+enum Followed {
+    ReceiverGone,
+    Compacted,
+    /// The stream ended cleanly after this revision.
+    Ended(i64),
+}
+
+/// Streams events after revision `from` until the stream breaks.
+async fn follow(
+    store: &Store,
+    prefix: &str,
+    from: i64,
+    sender: &mpsc::Sender<WatchEvent>,
+    backoff: &mut Backoff,
+) -> Result<Followed, (i64, StoreError)> {
+    let mut last = from;
+    let options = WatchOptions::new().with_prefix().with_start_revision(from + 1).with_progress_notify();
+    let mut stream = store.client().watch(prefix, Some(options)).await.map_err(|e| (last, e.into()))?;
+    loop {
+        let Some(response) = stream.message().await.map_err(|e| (last, e.into()))? else {
+            return Ok(Followed::Ended(last));
+        };
+        if response.compact_revision() > 0 {
+            return Ok(Followed::Compacted);
+        }
+        if response.canceled() {
+            return Err((last, StoreError::Other(format!("watch canceled: {}", response.cancel_reason()))));
+        }
+        backoff.reset();
+        for event in response.events() {
+            let Some(kv) = event.kv() else { continue };
+            let kv = KeyValue::from_etcd(kv).map_err(|e| (last, e))?;
+            last = kv.mod_revision;
+            let event = match event.event_type() {
+                EventType::Put => WatchEvent::Put(kv),
+                EventType::Delete => WatchEvent::Deleted { key: kv.key, revision: kv.mod_revision },
+            };
+            if sender.send(event).await.is_err() {
+                return Ok(Followed::ReceiverGone);
+            }
+        }
+    }
+}
+
+/// Exponential backoff between retries, capped.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = Duration::from_millis(100u64.saturating_mul(1 << self.attempt.min(10)));
+        self.attempt = self.attempt.saturating_add(1);
+        delay.min(MAX_BACKOFF)
+    }
+
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
