@@ -10,6 +10,8 @@
 
 pub mod conformance;
 pub mod mapping;
+pub mod planner;
 pub mod protocol;
+pub mod replay;
 pub mod schema;
 pub mod store;

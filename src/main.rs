@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
+use heat_reconciler::replay;
 use heat_reconciler::schema::{self, Schema};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,18 @@ enum Command {
     },
     /// Re-evaluate every param of every recorded job of a scenario and compare.
     CheckParams { dir: PathBuf },
+    /// Replay a scenario's timeline against the planner on a real etcd and compare with the corpus.
+    Replay {
+        /// A scenario in the conformance layout.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Where to write the JSON report.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Use this (empty) etcd instead of starting a local one; comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        etcd_endpoints: Option<Vec<String>>,
+    },
     /// Derive resource_types.json, relations.json and template_mappings.json from Gohan schemas.
     ImportSchemas {
         /// A Gohan schema dump: `{"schemas": [...]}` or a list.
@@ -95,6 +108,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let failed = report.params_checked - report.params_matched;
             println!("{} passed, {} failed", report.params_matched, failed);
             Ok(if report.mismatches.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Replay { scenario, report, etcd_endpoints } => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let result = runtime.block_on(replay::replay(&Scenario::new(&scenario), &schema, etcd_endpoints))?;
+            if let Some(path) = report {
+                replay::write_report(&result, &path)?;
+            }
+            for line in result.summary() {
+                println!("{line}");
+            }
+            Ok(if result.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::ImportSchemas { schemas, out } => {
             let text = std::fs::read_to_string(&schemas).with_context(|| format!("reading {}", schemas.display()))?;

@@ -11,16 +11,29 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
     /// Everything under the prefix at `revision`; replaces whatever the consumer knew.
-    Listed { items: Vec<KeyValue>, revision: i64 },
+    Listed {
+        items: Vec<KeyValue>,
+        revision: i64,
+    },
     Put(KeyValue),
-    Deleted { key: String, revision: i64 },
+    Deleted {
+        key: String,
+        revision: i64,
+    },
+    /// Every change up to `revision` has been delivered. One etcd transaction's changes all come
+    /// before the same `Synced`, so a consumer that acts on `Synced` never sees half of one.
+    Synced {
+        revision: i64,
+    },
 }
 
 impl WatchEvent {
     /// The revision this event brings the consumer to.
     pub fn revision(&self) -> i64 {
         match self {
-            WatchEvent::Listed { revision, .. } | WatchEvent::Deleted { revision, .. } => *revision,
+            WatchEvent::Listed { revision, .. }
+            | WatchEvent::Deleted { revision, .. }
+            | WatchEvent::Synced { revision } => *revision,
             WatchEvent::Put(kv) => kv.mod_revision,
         }
     }
@@ -113,6 +126,9 @@ async fn follow(
             if sender.send(event).await.is_err() {
                 return Ok(Followed::ReceiverGone);
             }
+        }
+        if !response.events().is_empty() && sender.send(WatchEvent::Synced { revision: last }).await.is_err() {
+            return Ok(Followed::ReceiverGone);
         }
     }
 }

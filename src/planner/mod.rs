@@ -1,0 +1,468 @@
+//! The planner role (the original's ResourceReader + JobManager): turns `/config` changes into
+//! jobs, releases waiting jobs when their dependencies finish, cancels the dependents of failed
+//! jobs, and cleans up after logical deletes. Only the elected leader plans.
+//!
+//! Flow: the watch feeds [`View`]; each [`Change`] is reconciled by [`Planner::react`]; every
+//! reaction is one guarded etcd transaction built with [`Writes`], applied to the view as soon as
+//! it commits. Start-up, relists and single events take the same path.
+
+pub mod decide;
+pub mod view;
+
+use crate::mapping::{Scope, Traversal, Workability, select_template};
+use crate::protocol::keys::JOB_MANAGER_ID_KEY;
+use crate::protocol::{
+    Action, ConfigRecord, Job, JobId, JobQueue, JobRecord, JobSpec, ResourceRoot, StateRecord, WorkerSnapshot,
+};
+use crate::schema::Schema;
+use crate::store::{KeyValue, Leadership, Store, StoreError, Txn, WatchEvent, campaign, watch_prefix};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use tokio::sync::watch;
+use view::{Change, ResourceId, View};
+
+/// How the planner runs.
+#[derive(Debug, Clone)]
+pub struct PlannerOptions {
+    /// This process's id, written into the leader key.
+    pub id: String,
+    pub leader_key: String,
+    pub lease_ttl: Duration,
+    /// How often resources whose planning failed are tried again.
+    pub retry_interval: Duration,
+}
+
+impl PlannerOptions {
+    pub fn new(id: impl Into<String>) -> Self {
+        PlannerOptions {
+            id: id.into(),
+            leader_key: JOB_MANAGER_ID_KEY.to_owned(),
+            lease_ttl: Duration::from_secs(15),
+            retry_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs the planner until `shutdown` turns true: campaign for leadership, plan while leading,
+/// campaign again after losing it. `progress` receives the etcd revision processed so far.
+pub async fn run(
+    store: Store,
+    schema: Schema,
+    options: PlannerOptions,
+    progress: watch::Sender<i64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        let leadership = tokio::select! {
+            leadership = campaign(&store, &options.leader_key, &options.id, options.lease_ttl) => leadership?,
+            _ = shut_down(&mut shutdown) => return Ok(()),
+        };
+        let mut planner = Planner::new(store.clone(), schema.clone(), &leadership, progress.clone());
+        tokio::select! {
+            result = planner.lead(options.retry_interval) => {
+                tracing::error!(error = ?result.err(), "planner stopped; standing down");
+            }
+            _ = leadership.lease.lost() => tracing::warn!("leader lease lost; standing down"),
+            _ = shut_down(&mut shutdown) => {
+                leadership.resign().await;
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+async fn shut_down(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// A set of writes that commit together, and how to replay them on the view.
+#[derive(Default)]
+struct Writes {
+    txn: Txn,
+    changes: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Writes {
+    fn put(&mut self, key: String, value: Vec<u8>) {
+        self.txn = std::mem::take(&mut self.txn).put(&key, value.clone());
+        self.changes.push((key, Some(value)));
+    }
+
+    fn put_json<T: serde::Serialize>(&mut self, key: String, value: &T) {
+        // Our record types always serialize.
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        self.put(key, bytes);
+    }
+
+    fn delete(&mut self, key: String) {
+        self.txn = std::mem::take(&mut self.txn).delete(&key);
+        self.changes.push((key, None));
+    }
+
+    fn require_revision(&mut self, key: &str, revision: i64) {
+        self.txn = std::mem::take(&mut self.txn).if_mod_revision(key, revision);
+    }
+
+    fn require_present(&mut self, key: &str) {
+        self.txn = std::mem::take(&mut self.txn).if_present(key);
+    }
+}
+
+/// The planner while it leads.
+pub struct Planner<'l> {
+    store: Store,
+    schema: Schema,
+    leadership: &'l Leadership,
+    progress: watch::Sender<i64>,
+    view: View,
+    /// Resources whose planning failed; tried again on every config change and periodically.
+    blocked: HashSet<ResourceId>,
+    /// The error last reported in each blocked resource's `/state`, so it is written once.
+    reported: BTreeMap<ResourceId, (u64, String)>,
+}
+
+impl<'l> Planner<'l> {
+    fn new(store: Store, schema: Schema, leadership: &'l Leadership, progress: watch::Sender<i64>) -> Self {
+        Planner {
+            store,
+            schema,
+            leadership,
+            progress,
+            view: View::default(),
+            blocked: HashSet::new(),
+            reported: BTreeMap::new(),
+        }
+    }
+
+    async fn lead(&mut self, retry_interval: Duration) -> anyhow::Result<()> {
+        let mut events = watch_prefix(self.store.clone(), "/".to_owned());
+        let mut retry = tokio::time::interval(retry_interval);
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let event = event.ok_or_else(|| anyhow::anyhow!("watch ended"))?;
+                    // Progress is published only once a whole transaction has been seen.
+                    let synced = match &event {
+                        WatchEvent::Listed { revision, .. } | WatchEvent::Synced { revision } => Some(*revision),
+                        _ => None,
+                    };
+                    for change in self.view.apply(&self.schema, event) {
+                        self.react(change).await?;
+                    }
+                    if let Some(revision) = synced {
+                        self.progress.send_replace(revision);
+                    }
+                }
+                _ = retry.tick() => {
+                    for resource in self.blocked.clone() {
+                        self.reconcile_resource(&resource).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn react(&mut self, change: Change) -> Result<(), StoreError> {
+        match change {
+            Change::Relisted => {
+                let mut configs: Vec<(i64, ResourceId)> =
+                    self.view.configs.iter().map(|(r, (_, rev))| (*rev, r.clone())).collect();
+                configs.sort();
+                for (_, resource) in configs {
+                    self.reconcile_resource(&resource).await?;
+                }
+                let orphans: Vec<ResourceId> =
+                    self.view.snapshots.keys().filter(|r| !self.view.configs.contains_key(*r)).cloned().collect();
+                for resource in orphans {
+                    self.reconcile_resource(&resource).await?;
+                }
+                let mut finished: Vec<String> = self.view.finished.keys().cloned().collect();
+                finished.sort();
+                for job in finished {
+                    self.finish_job(&job).await?;
+                }
+                self.release_waiting().await
+            }
+            Change::Config(resource) => {
+                self.reconcile_resource(&resource).await?;
+                // A resource that was missing may have just arrived.
+                for other in self.blocked.clone() {
+                    if other != resource {
+                        self.reconcile_resource(&other).await?;
+                    }
+                }
+                Ok(())
+            }
+            Change::Finished(job) => self.finish_job(&job).await,
+            Change::JobGone(_) => self.release_waiting().await,
+        }
+    }
+
+    /// Commits guarded by leadership; on success the view learns the writes at once.
+    async fn commit(&mut self, writes: Writes) -> Result<bool, StoreError> {
+        if writes.changes.is_empty() {
+            return Ok(true);
+        }
+        let summary = writes.txn.summary();
+        let Some(revision) = self.store.commit(self.leadership.guard(writes.txn)).await? else {
+            tracing::warn!(writes = %summary, "transaction conditions failed; will retry from fresh data");
+            return Ok(false);
+        };
+        tracing::debug!(revision, writes = %summary, "committed");
+        for (key, value) in writes.changes {
+            match value {
+                Some(value) => {
+                    let kv = KeyValue { key, value, mod_revision: revision, create_revision: revision, lease: 0 };
+                    self.view.put(&self.schema, kv);
+                }
+                None => {
+                    self.view.delete(&self.schema, &key, revision);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn key(&self, root: ResourceRoot, resource: &ResourceId) -> Option<String> {
+        self.schema.resource_types.key(root, &resource.0, &resource.1).ok()
+    }
+
+    /// Brings one resource's jobs and records in line with its `/config`.
+    async fn reconcile_resource(&mut self, resource: &ResourceId) -> Result<(), StoreError> {
+        let Some((config, _)) = self.view.configs.get(resource).cloned() else {
+            return self.config_gone(resource).await;
+        };
+        let config = match config {
+            Ok(config) => config,
+            Err(unreadable) => {
+                tracing::error!(resource = ?resource, error = %unreadable.error, "unreadable /config value");
+                if let Some(version) = unreadable.version {
+                    let error = format!("unreadable config: {}", unreadable.error);
+                    self.report(resource, Action::Create, version, error).await?;
+                }
+                return Ok(());
+            }
+        };
+        if config.body_id() != Some(resource.1.as_str()) {
+            let error = format!("config body `id` is {:?}, not the key's `{}`", config.body_id(), resource.1);
+            return self.report(resource, Action::Create, config.version, error).await;
+        }
+        let snapshot = self.view.snapshots.get(resource).cloned();
+        let Some(action) = decide::choose_action(&config, snapshot.as_ref().map(|(s, _)| s)) else {
+            self.unblock(resource);
+            return Ok(());
+        };
+        let snapshot_revision = snapshot.as_ref().map_or(0, |(_, rev)| *rev);
+        let previous = snapshot.as_ref().map(|(s, _)| s.body.clone());
+        self.plan(resource, &config, action, previous, snapshot_revision).await
+    }
+
+    /// Plans `action` for the body of `config`: a job for a workable resource, READ_COMPLETE for
+    /// the others; the snapshot is written in the same transaction.
+    async fn plan(
+        &mut self,
+        resource: &ResourceId,
+        config: &ConfigRecord,
+        action: Action,
+        previous: Option<crate::protocol::Body>,
+        snapshot_revision: i64,
+    ) -> Result<(), StoreError> {
+        let (Some(snapshot_key), Some(state_key)) =
+            (self.key(ResourceRoot::Snapshot, resource), self.key(ResourceRoot::State, resource))
+        else {
+            return Ok(());
+        };
+        let body = config.body();
+        let scope = Scope { index: &self.view.index, relations: &self.schema.relations, version: config.version };
+        let mut writes = Writes::default();
+        writes.require_revision(&snapshot_key, snapshot_revision);
+        let snapshot =
+            WorkerSnapshot { body: body.clone(), deleted: config.marked_for_deletion, version: config.version };
+        writes.put_json(snapshot_key, &snapshot);
+        match select_template(&self.schema.template_mappings, &self.view.templates, scope, &resource.0, body) {
+            Workability::NonWorkable(reason) => {
+                tracing::info!(resource = ?resource, version = config.version, ?reason, "non-workable resource");
+                writes.put_json(state_key, &StateRecord::read_complete(config.version));
+            }
+            Workability::Broken(error) => return self.report(resource, action, config.version, error).await,
+            Workability::Workable(template) => {
+                let traversal = match (&previous, action) {
+                    (Some(previous), Action::Modify | Action::LogicalDelete) => Traversal::Twice { previous },
+                    _ => Traversal::Once,
+                };
+                let params = match template.evaluate_params(scope, &resource.0, body, traversal) {
+                    Ok(params) => params,
+                    Err(e) => return self.report(resource, action, config.version, e.to_string()).await,
+                };
+                let handler = template.template.handler.clone();
+                let id = JobId::generate(action, &handler, &resource.0, &resource.1, config.version);
+                let mut job = Job {
+                    id: id.to_string(),
+                    dependency: Vec::new(),
+                    spec: JobSpec {
+                        action,
+                        handler: handler.clone(),
+                        resource_type: resource.0.clone(),
+                        resource_id: resource.1.clone(),
+                        version: config.version,
+                        job_name: id.job_name(),
+                        is_first: true,
+                        is_last: true,
+                        on_failure: "fail".to_owned(),
+                        params,
+                        resource_input: body.clone(),
+                    },
+                };
+                job.dependency = decide::dependencies(&job, self.view.live.values());
+                let queue = if job.dependency.is_empty() { JobQueue::Ready } else { JobQueue::Waiting };
+                tracing::info!(job = %job.id, dependencies = job.dependency.len(), ?queue, "planned job");
+                writes.put(queue.key(&job.id), handler.into_bytes());
+                writes.put_json(JobQueue::All.key(&job.id), &JobRecord { job, n: 0 });
+            }
+        }
+        if self.commit(writes).await? {
+            self.unblock(resource);
+        } else {
+            self.blocked.insert(resource.clone());
+        }
+        Ok(())
+    }
+
+    fn unblock(&mut self, resource: &ResourceId) {
+        self.blocked.remove(resource);
+        self.reported.remove(resource);
+    }
+
+    /// Reports why a resource cannot be planned in its `/state` (once per version and reason)
+    /// and keeps trying it.
+    async fn report(
+        &mut self,
+        resource: &ResourceId,
+        action: Action,
+        version: u64,
+        error: String,
+    ) -> Result<(), StoreError> {
+        self.blocked.insert(resource.clone());
+        if self.reported.get(resource) == Some(&(version, error.clone())) {
+            return Ok(());
+        }
+        tracing::error!(resource = ?resource, version, %error, "cannot plan resource");
+        let Some(state_key) = self.key(ResourceRoot::State, resource) else { return Ok(()) };
+        let mut writes = Writes::default();
+        writes.put_json(state_key, &StateRecord::failed(action, error.clone(), version));
+        if self.commit(writes).await? {
+            self.reported.insert(resource.clone(), (version, error));
+        }
+        Ok(())
+    }
+
+    /// Gohan removed the config: after a logical delete, drop the snapshot and heat_stacks record.
+    async fn config_gone(&mut self, resource: &ResourceId) -> Result<(), StoreError> {
+        self.unblock(resource);
+        let Some((snapshot, revision)) = self.view.snapshots.get(resource).cloned() else { return Ok(()) };
+        if self.view.live_job_of(resource).is_some() {
+            // Its last job still runs; clean up when it has finished.
+            return Ok(());
+        }
+        if !snapshot.deleted {
+            // Deleted without `marked_for_deletion` (never seen in the corpus): de-provision as a
+            // logical delete of the last processed body, then clean up as usual.
+            tracing::warn!(resource = ?resource, "config deleted without marked_for_deletion; deleting its stack");
+            let config = ConfigRecord::new(snapshot.body.clone(), snapshot.version + 1, true);
+            self.view.index.insert(&resource.0, &resource.1, snapshot.body.clone());
+            let result = self.plan(resource, &config, Action::LogicalDelete, Some(snapshot.body), revision).await;
+            self.view.index.remove(&resource.0, &resource.1);
+            return result;
+        }
+        let (Some(snapshot_key), Some(stacks_key)) =
+            (self.key(ResourceRoot::Snapshot, resource), self.key(ResourceRoot::HeatStacks, resource))
+        else {
+            return Ok(());
+        };
+        tracing::info!(resource = ?resource, "config cleaned up after logical delete; deleting snapshot and heat_stacks");
+        let mut writes = Writes::default();
+        writes.require_revision(&snapshot_key, revision);
+        writes.delete(snapshot_key);
+        writes.delete(stacks_key);
+        self.commit(writes).await.map(|_| ())
+    }
+
+    /// A worker finished a job: remove it, cancel its dependents if it failed, release the
+    /// waiting jobs it held back.
+    async fn finish_job(&mut self, job_id: &str) -> Result<(), StoreError> {
+        let Some(reason) = self.view.finished.get(job_id).cloned() else { return Ok(()) };
+        let job = self.view.live.get(job_id).cloned();
+        let mut writes = Writes::default();
+        for queue in JobQueue::ALL {
+            let present = match queue {
+                JobQueue::All => job.is_some(),
+                JobQueue::Waiting => self.view.waiting.contains(job_id),
+                JobQueue::Ready => self.view.ready.contains(job_id),
+                JobQueue::Working => false,
+                JobQueue::Finished => true,
+            };
+            if present {
+                writes.delete(queue.key(job_id));
+            }
+        }
+        let mut cancelled = Vec::new();
+        if let Some(job) = &job
+            && !reason.is_empty()
+        {
+            tracing::warn!(job = %job_id, %reason, "job failed");
+            let waiting: Vec<&Job> = self.view.waiting.iter().filter_map(|id| self.view.live.get(id)).collect();
+            for id in decide::cancelled_by(job_id, &waiting) {
+                if let Some(dependent) = self.view.live.get(&id) {
+                    cancelled.push(dependent.clone());
+                }
+            }
+            let _ = job;
+        }
+        for dependent in &cancelled {
+            let spec = &dependent.spec;
+            tracing::warn!(job = %dependent.id, failed = %job_id, "cancelling dependent job");
+            writes.delete(JobQueue::All.key(&dependent.id));
+            writes.delete(JobQueue::Waiting.key(&dependent.id));
+            if let Ok(state_key) =
+                self.schema.resource_types.key(ResourceRoot::State, &spec.resource_type, &spec.resource_id)
+            {
+                let error = format!("cancelled: job {job_id} it depends on failed: {reason}");
+                writes.put_json(state_key, &StateRecord::failed(spec.action, error, spec.version));
+            }
+        }
+        self.commit(writes).await?;
+        if let Some(job) = job {
+            let resource = (job.spec.resource_type.clone(), job.spec.resource_id.clone());
+            if !self.view.configs.contains_key(&resource) {
+                self.config_gone(&resource).await?;
+            }
+        }
+        self.release_waiting().await
+    }
+
+    /// Moves every waiting job whose dependencies are all gone to ready.
+    async fn release_waiting(&mut self) -> Result<(), StoreError> {
+        let mut waiting: Vec<String> = self.view.waiting.iter().cloned().collect();
+        waiting.sort();
+        for id in waiting {
+            let mut writes = Writes::default();
+            writes.require_present(&JobQueue::Waiting.key(&id));
+            match self.view.live.get(&id) {
+                Some(job) if decide::releasable(job, &self.view.live) => {
+                    tracing::info!(job = %id, "released to ready");
+                    writes.put(JobQueue::Ready.key(&id), job.spec.handler.clone().into_bytes());
+                    writes.delete(JobQueue::Waiting.key(&id));
+                }
+                Some(_) => continue,
+                None => {
+                    tracing::warn!(job = %id, "waiting entry without a job record; removing it");
+                    writes.delete(JobQueue::Waiting.key(&id));
+                }
+            }
+            self.commit(writes).await?;
+        }
+        Ok(())
+    }
+}

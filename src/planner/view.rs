@@ -1,0 +1,198 @@
+//! What the planner knows of etcd: configs, snapshots and the job queues, kept up to date from the
+//! watch and from its own writes. A full list replaces it; stale watch echoes of keys it has
+//! since written itself are ignored by revision.
+
+use crate::mapping::{ResourceIndex, TemplateSet};
+use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
+use crate::protocol::{ConfigRecord, Job, JobQueue, Record, ResourceKey, ResourceRoot, WorkerSnapshot};
+use crate::schema::Schema;
+use crate::store::{KeyValue, WatchEvent};
+use std::collections::{HashMap, HashSet};
+
+/// `(resource_type, resource_id)`.
+pub type ResourceId = (String, String);
+
+/// What an event changed, for the planner to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Everything may have changed: reconcile it all.
+    Relisted,
+    Config(ResourceId),
+    Finished(String),
+    JobGone(String),
+}
+
+/// A `/config` value that does not decode: why, and its version when that much could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub error: String,
+    pub version: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct View {
+    /// The latest `/config` record of each resource (heat templates excluded), or why it is
+    /// unreadable, with the revision it was written at.
+    pub configs: HashMap<ResourceId, (Result<ConfigRecord, Unreadable>, i64)>,
+    /// The latest body of every resource, for mapping evaluation.
+    pub index: ResourceIndex,
+    pub templates: TemplateSet,
+    pub snapshots: HashMap<ResourceId, (WorkerSnapshot, i64)>,
+    pub live: HashMap<String, Job>,
+    pub waiting: HashSet<String>,
+    pub ready: HashSet<String>,
+    pub working: HashSet<String>,
+    /// Finished markers and their values (`""` on success, else the failure reason).
+    pub finished: HashMap<String, String>,
+    revisions: HashMap<String, i64>,
+}
+
+impl View {
+    pub fn apply(&mut self, schema: &Schema, event: WatchEvent) -> Vec<Change> {
+        match event {
+            WatchEvent::Listed { items, .. } => {
+                *self = View::default();
+                let mut sorted = items;
+                // Configs in the order Gohan wrote them, so start-up plans in that order too.
+                sorted.sort_by_key(|kv| kv.mod_revision);
+                for kv in sorted {
+                    self.put(schema, kv);
+                }
+                vec![Change::Relisted]
+            }
+            WatchEvent::Put(kv) => self.put(schema, kv).into_iter().collect(),
+            WatchEvent::Deleted { key, revision } => self.delete(schema, &key, revision).into_iter().collect(),
+            WatchEvent::Synced { .. } => Vec::new(),
+        }
+    }
+
+    fn is_stale(&mut self, key: &str, revision: i64) -> bool {
+        let known = self.revisions.entry(key.to_owned()).or_default();
+        if revision < *known {
+            return true;
+        }
+        *known = revision;
+        false
+    }
+
+    /// Records a key the planner wrote itself, before the watch echoes it.
+    pub fn put(&mut self, schema: &Schema, kv: KeyValue) -> Option<Change> {
+        if self.is_stale(&kv.key, kv.mod_revision) {
+            return None;
+        }
+        if let Some((queue, id)) = JobQueue::parse(&kv.key) {
+            let id = id.to_owned();
+            return match queue {
+                JobQueue::All => match Record::from_etcd(&kv.key, &kv.value) {
+                    Ok(Record::Job(record)) => {
+                        self.live.insert(id, record.job);
+                        None
+                    }
+                    other => {
+                        tracing::error!(key = %kv.key, error = ?other.err(), "unreadable job record; ignored");
+                        None
+                    }
+                },
+                JobQueue::Waiting => {
+                    self.waiting.insert(id);
+                    None
+                }
+                JobQueue::Ready => {
+                    self.ready.insert(id);
+                    None
+                }
+                JobQueue::Working => {
+                    self.working.insert(id);
+                    None
+                }
+                JobQueue::Finished => {
+                    self.finished.insert(id.clone(), String::from_utf8_lossy(&kv.value).into_owned());
+                    Some(Change::Finished(id))
+                }
+            };
+        }
+        let parsed = ResourceKey::parse(&kv.key)?;
+        let resource_type = schema.resource_types.resource_type(parsed.prefix)?.to_owned();
+        let resource = (resource_type, parsed.id.to_owned());
+        match parsed.root {
+            ResourceRoot::Config => {
+                let decoded = Record::from_etcd(&kv.key, &kv.value);
+                match decoded {
+                    Ok(Record::HeatTemplate(config, template)) => {
+                        self.index.insert(&resource.0, &resource.1, config.body().clone());
+                        self.templates.insert(*template);
+                        None
+                    }
+                    Ok(Record::Config(config)) => {
+                        self.index.insert(&resource.0, &resource.1, config.body().clone());
+                        self.configs.insert(resource.clone(), (Ok(config), kv.mod_revision));
+                        Some(Change::Config(resource))
+                    }
+                    Ok(_) => None,
+                    Err(e) => {
+                        self.index.remove(&resource.0, &resource.1);
+                        let version = serde_json::from_slice::<serde_json::Value>(&kv.value)
+                            .ok()
+                            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+                        let unreadable = Unreadable { error: e.to_string(), version };
+                        self.configs.insert(resource.clone(), (Err(unreadable), kv.mod_revision));
+                        Some(Change::Config(resource))
+                    }
+                }
+            }
+            ResourceRoot::Snapshot => {
+                match Record::from_etcd(&kv.key, &kv.value) {
+                    Ok(Record::Snapshot(snapshot)) => {
+                        self.snapshots.insert(resource, (snapshot, kv.mod_revision));
+                    }
+                    other => tracing::error!(key = %kv.key, error = ?other.err(), "unreadable snapshot; ignored"),
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Records a deleted key.
+    pub fn delete(&mut self, schema: &Schema, key: &str, revision: i64) -> Option<Change> {
+        if self.is_stale(key, revision) {
+            return None;
+        }
+        if let Some((queue, id)) = JobQueue::parse(key) {
+            match queue {
+                JobQueue::All => {
+                    return self.live.remove(id).map(|_| Change::JobGone(id.to_owned()));
+                }
+                JobQueue::Waiting => self.waiting.remove(id),
+                JobQueue::Ready => self.ready.remove(id),
+                JobQueue::Working => self.working.remove(id),
+                JobQueue::Finished => self.finished.remove(id).is_some(),
+            };
+            return None;
+        }
+        let parsed = ResourceKey::parse(key)?;
+        let resource_type = schema.resource_types.resource_type(parsed.prefix)?.to_owned();
+        let resource = (resource_type, parsed.id.to_owned());
+        match parsed.root {
+            ResourceRoot::Config => {
+                self.index.remove(&resource.0, &resource.1);
+                if resource.0 == HEAT_TEMPLATE_TYPE {
+                    self.templates.remove(&resource.1);
+                    return None;
+                }
+                self.configs.remove(&resource);
+                Some(Change::Config(resource))
+            }
+            ResourceRoot::Snapshot => {
+                self.snapshots.remove(&resource);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The live job of a resource, if any.
+    pub fn live_job_of(&self, resource: &ResourceId) -> Option<&Job> {
+        self.live.values().find(|j| j.spec.resource_type == resource.0 && j.spec.resource_id == resource.1)
+    }
+}
