@@ -8,6 +8,7 @@
 //!   which params its job carries (pure).
 //! * [`conformance`] — reading the corpus layout and checking records against the contract.
 
+pub mod bench;
 pub mod conformance;
 pub mod mapping;
 pub mod planner;

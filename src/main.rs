@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
-use heat_reconciler::replay;
+use heat_reconciler::{planner, replay, store};
 use heat_reconciler::schema::{self, Schema};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,8 +21,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the controller (planner, worker, monitor).
-    Run,
+    /// Run the controller roles against an etcd cluster.
+    Run(RunArgs),
+    /// Measure planning throughput on a synthetic resource graph against the raw etcd write rate.
+    BenchPlanner {
+        /// How many resources the synthetic graph holds.
+        #[arg(long, default_value_t = 10_000)]
+        resources: usize,
+        /// Use this (empty) etcd instead of starting a local one; comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        etcd_endpoints: Option<Vec<String>>,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo,
     /// Check that every record of a scenario directory decodes and re-encodes unchanged.
@@ -54,6 +63,23 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// etcd client URLs, comma-separated.
+    #[arg(long, value_delimiter = ',', env = "HEAT_RECONCILER_ETCD_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
+    etcd_endpoints: Vec<String>,
+    /// Which roles this process runs (only `planner` exists so far).
+    #[arg(long, value_delimiter = ',', default_value = "planner")]
+    roles: Vec<String>,
+    /// This process's id in leader election (default: a random one).
+    #[arg(long)]
+    id: Option<String>,
+    /// TTL of the planner's leader lease, in seconds: a standby takes over this long after the
+    /// leader dies.
+    #[arg(long, default_value_t = 15)]
+    leader_ttl: u64,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -69,6 +95,23 @@ fn main() -> ExitCode {
     }
 }
 
+async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
+    if let Some(unknown) = args.roles.iter().find(|r| r.as_str() != "planner") {
+        anyhow::bail!("unknown or not yet implemented role `{unknown}` (available: planner)");
+    }
+    let store = store::Store::connect(&args.etcd_endpoints).await?;
+    let mut options = planner::PlannerOptions::new(args.id.unwrap_or_else(planner::random_id));
+    options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
+    let (progress, _) = tokio::sync::watch::channel(0);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    planner::run(store, schema, options, progress, shutdown).await
+}
+
 fn load_schema(dir: Option<&PathBuf>) -> anyhow::Result<Schema> {
     match dir {
         Some(dir) => Schema::load(dir),
@@ -78,7 +121,19 @@ fn load_schema(dir: Option<&PathBuf>) -> anyhow::Result<Schema> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run | Command::Demo => {
+        Command::Run(args) => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(run_roles(args, schema))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchPlanner { resources, etcd_endpoints } => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(heat_reconciler::bench::planner(resources, &schema, etcd_endpoints))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
             // The planner, worker and monitor roles are the next issues; until they exist the
             // pure core is all there is to run.
             println!(

@@ -43,6 +43,11 @@ impl PlannerOptions {
     }
 }
 
+/// A fresh process id for leader election: `heat-reconciler-<16 hex digits>`.
+pub fn random_id() -> String {
+    format!("heat-reconciler-{:016x}", rand::random::<u64>())
+}
+
 /// Runs the planner until `shutdown` turns true: campaign for leadership, plan while leading,
 /// campaign again after losing it. `progress` receives the etcd revision processed so far.
 pub async fn run(
