@@ -10,4 +10,5 @@ if [ ! -d ../shared/conformance/scenarios ] && [ -z "${HEAT_RECONCILER_CONFORMAN
   exit 1
 fi
 
+bash scripts/prepare.sh
 cargo test --locked --all-targets

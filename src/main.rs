@@ -3,8 +3,8 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
-use heat_reconciler::{planner, replay, store};
 use heat_reconciler::schema::{self, Schema};
+use heat_reconciler::{planner, replay, store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,7 +66,12 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// etcd client URLs, comma-separated.
-    #[arg(long, value_delimiter = ',', env = "HEAT_RECONCILER_ETCD_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "HEAT_RECONCILER_ETCD_ENDPOINTS",
+        default_value = "http://127.0.0.1:2379"
+    )]
     etcd_endpoints: Vec<String>,
     /// Which roles this process runs (only `planner` exists so far).
     #[arg(long, value_delimiter = ',', default_value = "planner")]

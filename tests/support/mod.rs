@@ -1,0 +1,230 @@
+//! Shared test harness: a real etcd, the planner running against it, and Gohan-like writes.
+#![allow(dead_code)]
+
+use heat_reconciler::planner::{self, PlannerOptions};
+use heat_reconciler::protocol::{ConfigRecord, Job, JobQueue, Record, StateRecord, WorkerSnapshot};
+use heat_reconciler::schema::Schema;
+use heat_reconciler::store::{LocalEtcd, Store};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub fn body(value: Value) -> serde_json::Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// A planner process: its task, progress and shutdown switch.
+pub struct RunningPlanner {
+    pub progress: watch::Receiver<i64>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningPlanner {
+    pub fn start(store: &Store, id: &str, ttl: Duration) -> Self {
+        let (progress_tx, progress) = watch::channel(0);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut options = PlannerOptions::new(id);
+        options.lease_ttl = ttl;
+        options.retry_interval = Duration::from_millis(300);
+        let schema = Schema::shipped().expect("shipped schema");
+        let task = tokio::spawn(planner::run(store.clone(), schema, options, progress_tx, shutdown_rx));
+        RunningPlanner { progress, shutdown, task }
+    }
+
+    /// Stops cleanly, giving up leadership.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// Dies without a word: its lease must expire before anyone else may lead.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+
+    pub async fn processed(&mut self, revision: i64) {
+        tokio::time::timeout(Duration::from_secs(15), self.progress.wait_for(|r| *r >= revision))
+            .await
+            .expect("planner keeps up")
+            .expect("planner alive");
+    }
+}
+
+pub struct Harness {
+    pub etcd: LocalEtcd,
+    pub store: Store,
+    pub planner: Option<RunningPlanner>,
+}
+
+pub const TENANT: &str = "fe3a4a1a72c04479bb6c19c2c0ccba4c";
+
+impl Harness {
+    /// A fresh etcd holding the test templates, and a planner on it.
+    pub async fn start() -> Harness {
+        let mut harness = Harness::without_planner().await;
+        harness.planner = Some(RunningPlanner::start(&harness.store, "planner-a", Duration::from_secs(3)));
+        harness
+    }
+
+    pub async fn without_planner() -> Harness {
+        let etcd = LocalEtcd::start().await.expect("etcd starts");
+        let store = etcd.connect().await.expect("etcd connects");
+        let harness = Harness { etcd, store, planner: None };
+        for (id, mappings) in templates() {
+            harness.template(id, mappings).await;
+        }
+        harness
+    }
+
+    pub fn planner(&mut self) -> &mut RunningPlanner {
+        self.planner.as_mut().expect("a planner runs")
+    }
+
+    pub async fn template(&self, id: &str, mappings: Value) {
+        let template = json!({"id": id, "handler": "heat_worker", "watch": [],
+            "template_file": "heat_template_version: 2013-05-23\nresources: {}\n", "parameter_mappings": mappings});
+        let record = ConfigRecord::new(body(template), 1, false);
+        self.store
+            .put(&format!("/config/v2.0/heat_templates/{id}"), serde_json::to_vec(&record).unwrap())
+            .await
+            .expect("template written");
+    }
+
+    /// Writes a config as Gohan does and waits until the planner has processed it.
+    pub async fn config(&mut self, plural: &str, resource: Value, version: u64, marked: bool) -> i64 {
+        let id = resource["id"].as_str().expect("resource id").to_owned();
+        let record = ConfigRecord::new(body(resource), version, marked);
+        self.raw(&format!("/config/v2.0/{plural}/{id}"), serde_json::to_vec(&record).unwrap()).await
+    }
+
+    /// Writes raw bytes and waits until the planner has processed them.
+    pub async fn raw(&mut self, key: &str, value: Vec<u8>) -> i64 {
+        let revision = self.store.put(key, value).await.expect("put");
+        if let Some(planner) = self.planner.as_mut() {
+            planner.processed(revision).await;
+        }
+        revision
+    }
+
+    pub async fn delete(&mut self, key: &str) {
+        let revision = self.store.delete(key).await.expect("delete");
+        if let Some(planner) = self.planner.as_mut() {
+            planner.processed(revision).await;
+        }
+    }
+
+    /// Acts as the worker: claims, reports `/state` and writes the finished marker (`reason`
+    /// empty on success), then waits for the planner.
+    pub async fn finish(&mut self, job: &Job, reason: &str) {
+        let key = format!("/state/v2.0/{}s/{}", job.spec.resource_type, job.spec.resource_id);
+        let state = if reason.is_empty() {
+            StateRecord::completed(job.spec.action, "CREATE_COMPLETE", Vec::new(), job.spec.version)
+        } else {
+            StateRecord::failed(job.spec.action, reason.to_owned(), job.spec.version)
+        };
+        let txn = heat_reconciler::store::Txn::new()
+            .delete(&JobQueue::Ready.key(&job.id))
+            .put(&key, serde_json::to_vec(&state).unwrap())
+            .put(&JobQueue::Finished.key(&job.id), reason);
+        let revision = self.store.commit(txn).await.expect("commit").expect("finish txn applies");
+        if let Some(planner) = self.planner.as_mut() {
+            planner.processed(revision).await;
+        }
+    }
+
+    /// Every live job.
+    pub async fn jobs(&self) -> Vec<Job> {
+        let (items, _) = self.store.list("/jobs/all/").await.expect("list");
+        items
+            .into_iter()
+            .map(|kv| match Record::from_etcd(&kv.key, &kv.value).expect("job decodes") {
+                Record::Job(record) => record.job,
+                other => panic!("not a job: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// The live job of a resource (exactly one expected).
+    pub async fn job_of(&self, resource_id: &str) -> Job {
+        let jobs: Vec<Job> = self.jobs().await.into_iter().filter(|j| j.spec.resource_id == resource_id).collect();
+        assert_eq!(jobs.len(), 1, "live jobs of {resource_id}: {jobs:?}");
+        jobs.into_iter().next().unwrap()
+    }
+
+    pub async fn queue_of(&self, job: &Job) -> Vec<JobQueue> {
+        let mut queues = Vec::new();
+        for queue in [JobQueue::Waiting, JobQueue::Ready, JobQueue::Finished] {
+            if self.store.get(&queue.key(&job.id)).await.expect("get").is_some() {
+                queues.push(queue);
+            }
+        }
+        queues
+    }
+
+    pub async fn state(&self, plural: &str, id: &str) -> Option<StateRecord> {
+        let kv = self.store.get(&format!("/state/v2.0/{plural}/{id}")).await.expect("get")?;
+        match Record::from_etcd(&kv.key, &kv.value).expect("state decodes") {
+            Record::State(state) => Some(state),
+            other => panic!("not a state: {other:?}"),
+        }
+    }
+
+    pub async fn snapshot(&self, plural: &str, id: &str) -> Option<WorkerSnapshot> {
+        let kv = self.store.get(&format!("/esi-worker/config/v2.0/{plural}/{id}")).await.expect("get")?;
+        match Record::from_etcd(&kv.key, &kv.value).expect("snapshot decodes") {
+            Record::Snapshot(snapshot) => Some(snapshot),
+            other => panic!("not a snapshot: {other:?}"),
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {secs} s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The test template set: small, self-contained, using each mapping family.
+pub fn templates() -> Vec<(&'static str, Value)> {
+    vec![
+        ("network", json!({"name": "Pid", "tenant_id": "Ptenant_id", "heat_timeout": "C3"})),
+        ("subnet", json!({"name": "Pid", "network_id": "Mnetwork:network_id:id", "heat_timeout": {"constant": 3}})),
+        (
+            "port",
+            json!({"virtual_network": "Mnetwork:network_id:id",
+                   "jinja_subnets": {"for_field": "fixed_ips", "for_mapping": {"path": [{"type": "subnet", "id": "subnet_id"}], "output_key": "id"}},
+                   "version": "Vauto_filled"}),
+        ),
+        ("load_balancer", json!({"management_ip": {"field": "management_ip", "path": ["vnf_instance_id"]}})),
+        ("firewall_config", json!({"broken": "Qnot-a-mapping"})),
+    ]
+}
+
+pub fn network(id: &str) -> Value {
+    json!({"id": id, "name": format!("net-{id}"), "tenant_id": TENANT})
+}
+
+pub fn subnet(id: &str, network: &str) -> Value {
+    json!({"id": id, "network_id": network, "tenant_id": TENANT, "cidr": "10.0.0.0/24"})
+}
+
+pub fn port(id: &str, network: &str, subnet: &str) -> Value {
+    json!({"id": id, "network_id": network, "tenant_id": TENANT, "device_owner": "compute:nova",
+           "fixed_ips": [{"subnet_id": subnet, "ip_address": "10.0.0.5"}]})
+}
