@@ -1,5 +1,6 @@
 //! Leases kept alive in the background, and leader election on one key bound to a lease.
 
+use super::watcher::Backoff;
 use super::{Store, StoreError, Txn};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -26,7 +27,9 @@ impl Lease {
             let mut last_ok = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(period).await;
-                match keep_alive_once(&client_store, id).await {
+                // A hung etcd must not hold the refresh past the TTL: bound each round trip.
+                let refresh = tokio::time::timeout(period, keep_alive_once(&client_store, id)).await;
+                match refresh.unwrap_or_else(|_| Err(StoreError::Other("keep-alive timed out".into()))) {
                     Ok(true) => last_ok = tokio::time::Instant::now(),
                     Ok(false) => {
                         let _ = lost_tx.send(true);
@@ -102,18 +105,36 @@ impl Leadership {
 }
 
 /// Waits until this process holds `key`: creates it bound to a fresh lease when it is absent,
-/// else waits for it to go (its holder resigned or its lease expired) and tries again.
+/// else waits for it to go (its holder resigned or its lease expired) and tries again. Errors
+/// talking to etcd (it restarting, say) are logged and retried with backoff, so a standby keeps
+/// standing by through an etcd outage.
 pub async fn campaign(store: &Store, key: &str, id: &str, ttl: Duration) -> Result<Leadership, StoreError> {
+    let mut backoff = Backoff::default();
     loop {
-        let lease = Lease::grant(store, ttl).await?;
-        let claim = Txn::new().if_absent(key).put_leased(key, id.as_bytes().to_vec(), lease.id());
-        if store.commit(claim).await?.is_some() {
-            tracing::info!(key, id, "elected leader");
-            return Ok(Leadership { lease, key: key.to_owned(), id: id.to_owned() });
+        match claim_or_wait(store, key, id, ttl).await {
+            Ok(Some(leadership)) => return Ok(leadership),
+            Ok(None) => backoff.reset(),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "campaign interrupted; retrying");
+                backoff.wait().await;
+            }
         }
-        lease.revoke().await;
-        wait_for_deletion(store, key).await?;
     }
+}
+
+/// One round of [`campaign`]: claims `key`, or waits for it to go and returns `None`. On an
+/// error a lease granted here is dropped (no longer refreshed), so a claim whose reply was lost
+/// expires with it.
+async fn claim_or_wait(store: &Store, key: &str, id: &str, ttl: Duration) -> Result<Option<Leadership>, StoreError> {
+    let lease = Lease::grant(store, ttl).await?;
+    let claim = Txn::new().if_absent(key).put_leased(key, id.as_bytes().to_vec(), lease.id());
+    if store.commit(claim).await?.is_some() {
+        tracing::info!(key, id, "elected leader");
+        return Ok(Some(Leadership { lease, key: key.to_owned(), id: id.to_owned() }));
+    }
+    lease.revoke().await;
+    wait_for_deletion(store, key).await?;
+    Ok(None)
 }
 
 async fn wait_for_deletion(store: &Store, key: &str) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ pub mod local;
 pub mod txn;
 pub mod watcher;
 
-pub use lease::{Lease, Leadership, campaign};
+pub use lease::{Leadership, Lease, campaign};
 pub use local::LocalEtcd;
 pub use txn::Txn;
 pub use watcher::{WatchEvent, watch_prefix};

@@ -74,7 +74,11 @@ pub fn watch_prefix(store: Store, prefix: String) -> mpsc::Receiver<WatchEvent> 
                     tracing::warn!(%prefix, revision = from, "watch revision compacted; listing again");
                     revision = None;
                 }
-                Ok(Followed::Ended(last)) => revision = Some(last),
+                Ok(Followed::Ended(last)) => {
+                    // A server that keeps closing streams must not make us spin.
+                    revision = Some(last);
+                    backoff.wait().await;
+                }
                 Err((last, e)) => {
                     tracing::warn!(%prefix, error = %e, "watch interrupted; resuming");
                     revision = Some(last);
