@@ -10,9 +10,11 @@
 
 pub mod bench;
 pub mod conformance;
+pub mod heat;
 pub mod mapping;
 pub mod planner;
 pub mod protocol;
 pub mod replay;
 pub mod schema;
 pub mod store;
+pub mod worker;

@@ -1,0 +1,258 @@
+//! The OpenStack Heat v1 REST client: find, create, update (PUT, never PATCH), delete and show
+//! stacks, with errors that carry Heat's own explanation text. Authentication is either none (a
+//! standalone Heat) or Keystone v3 ([`keystone`]).
+
+pub mod keystone;
+
+use keystone::Keystone;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// How requests are authenticated and where Heat is.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// A standalone Heat without Keystone: `http://127.0.0.1:8004` (the `/v1/<tenant>` part is
+    /// added per request).
+    NoAuth { base: String },
+    /// Keystone v3: the orchestration endpoint comes from the catalog.
+    Keystone(Keystone),
+}
+
+/// A stack found by name: Heat's name and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackRef {
+    pub name: String,
+    pub id: String,
+}
+
+/// One stack as `GET /stacks/<name>/<id>` shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stack {
+    pub id: String,
+    pub stack_name: String,
+    pub stack_status: String,
+    #[serde(default)]
+    pub stack_status_reason: String,
+    /// Heat's outputs as returned (`output_key`, `output_value`, `description`, …).
+    #[serde(default)]
+    pub outputs: Vec<Map<String, Value>>,
+}
+
+/// What a create or update sends.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_name: Option<String>,
+    /// The rendered template, sent exactly as rendered (YAML text).
+    pub template: String,
+    pub parameters: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_mins: Option<u64>,
+    pub disable_rollback: bool,
+}
+
+/// A failed Heat call. `Display` reads like the original worker's heatclient exceptions:
+/// `HTTPInternalServerError: {"explanation": …}`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HeatError {
+    #[error("{}: {body}", status_name(*.status))]
+    Status { status: u16, body: String },
+    #[error("cannot reach Heat: {0}")]
+    Transport(String),
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("unexpected Heat response: {0}")]
+    Protocol(String),
+}
+
+impl HeatError {
+    /// Worth retrying later: Heat or the network is down, not the request wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HeatError::Transport(_) => true,
+            HeatError::Status { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+}
+
+/// The heatclient exception name of an HTTP status.
+fn status_name(status: u16) -> String {
+    let name = match status {
+        400 => "HTTPBadRequest",
+        401 => "HTTPUnauthorized",
+        403 => "HTTPForbidden",
+        404 => "HTTPNotFound",
+        405 => "HTTPMethodNotAllowed",
+        409 => "HTTPConflict",
+        413 => "HTTPOverLimit",
+        415 => "HTTPUnsupported",
+        500 => "HTTPInternalServerError",
+        501 => "HTTPNotImplemented",
+        502 => "HTTPBadGateway",
+        503 => "HTTPServiceUnavailable",
+        other => return format!("HTTPException {other}"),
+    };
+    name.to_owned()
+}
+
+fn transport(e: reqwest::Error) -> HeatError {
+    HeatError::Transport(e.without_url().to_string())
+}
+
+/// Installs the TLS crypto provider once per process (ring, the only one we build).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[derive(Clone)]
+pub struct HeatClient {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+}
+
+impl HeatClient {
+    pub fn new(endpoint: Endpoint) -> Result<Self, HeatError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            // A redirect from `/stacks/<name>` is how Heat says where the stack is.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(transport)?;
+        Ok(HeatClient { http, endpoint })
+    }
+
+    /// `<endpoint>/v1/<tenant>` and the token to send, if any.
+    async fn base(&self, tenant: &str) -> Result<(String, Option<String>), HeatError> {
+        match &self.endpoint {
+            Endpoint::NoAuth { base } => Ok((format!("{}/v1/{tenant}", base.trim_end_matches('/')), None)),
+            Endpoint::Keystone(keystone) => {
+                let session = keystone.session(&self.http, tenant).await?;
+                Ok((session.orchestration_url, Some(session.token)))
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<reqwest::Response, HeatError> {
+        let (base, token) = self.base(tenant).await?;
+        let mut request = self.http.request(method, format!("{base}{path}")).header("Accept", "application/json");
+        if let Some(token) = token {
+            request = request.header("X-Auth-Token", token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.map_err(transport)
+    }
+
+    async fn fail(response: reqwest::Response) -> HeatError {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        HeatError::Status { status, body }
+    }
+
+    /// Finds a stack by name: `None` when Heat answers 404.
+    pub async fn find(&self, tenant: &str, name: &str) -> Result<Option<StackRef>, HeatError> {
+        let response = self.send(tenant, reqwest::Method::GET, &format!("/stacks/{name}"), None::<&()>).await?;
+        match response.status().as_u16() {
+            404 => Ok(None),
+            301..=303 => {
+                let location = response.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default();
+                parse_stack_location(location)
+                    .map(Some)
+                    .ok_or_else(|| HeatError::Protocol(format!("redirect to `{location}` names no stack")))
+            }
+            200 => {
+                // Some deployments answer directly instead of redirecting.
+                let stack: StackEnvelope = response.json().await.map_err(transport)?;
+                Ok(Some(StackRef { name: stack.stack.stack_name, id: stack.stack.id }))
+            }
+            _ => Err(Self::fail(response).await),
+        }
+    }
+
+    pub async fn show(&self, tenant: &str, stack: &StackRef) -> Result<Stack, HeatError> {
+        let path = format!("/stacks/{}/{}", stack.name, stack.id);
+        let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(response).await);
+        }
+        let envelope: StackEnvelope = response.json().await.map_err(transport)?;
+        Ok(envelope.stack)
+    }
+
+    pub async fn create(&self, tenant: &str, request: &StackRequest) -> Result<StackRef, HeatError> {
+        let response = self.send(tenant, reqwest::Method::POST, "/stacks", Some(request)).await?;
+        if response.status().as_u16() != 201 {
+            return Err(Self::fail(response).await);
+        }
+        let created: Value = response.json().await.map_err(transport)?;
+        let id = created.pointer("/stack/id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let name = request.stack_name.clone().unwrap_or_default();
+        if id.is_empty() {
+            return Err(HeatError::Protocol(format!("create answered without a stack id: {created}")));
+        }
+        Ok(StackRef { name, id })
+    }
+
+    /// A full replace of template and parameters (`PUT`; the original never used `PATCH`).
+    pub async fn update(&self, tenant: &str, stack: &StackRef, request: &StackRequest) -> Result<(), HeatError> {
+        let path = format!("/stacks/{}/{}", stack.name, stack.id);
+        let response = self.send(tenant, reqwest::Method::PUT, &path, Some(request)).await?;
+        match response.status().as_u16() {
+            202 => Ok(()),
+            _ => Err(Self::fail(response).await),
+        }
+    }
+
+    pub async fn delete(&self, tenant: &str, stack: &StackRef) -> Result<(), HeatError> {
+        let path = format!("/stacks/{}/{}", stack.name, stack.id);
+        let response = self.send(tenant, reqwest::Method::DELETE, &path, None::<&()>).await?;
+        match response.status().as_u16() {
+            204 | 202 | 404 => Ok(()),
+            _ => Err(Self::fail(response).await),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StackEnvelope {
+    stack: Stack,
+}
+
+/// `…/stacks/<name>/<id>` → the stack's name and id.
+fn parse_stack_location(location: &str) -> Option<StackRef> {
+    let path = location.split(['?', '#']).next().unwrap_or_default();
+    let mut segments = path.trim_end_matches('/').rsplit('/');
+    let id = segments.next()?;
+    let name = segments.next()?;
+    (segments.next() == Some("stacks") && !id.is_empty()).then(|| StackRef { name: name.to_owned(), id: id.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_location_names_the_stack() {
+        let found = parse_stack_location("http://127.0.0.1:8004/v1/admin/stacks/load_balancer_b311/7e4f-11").unwrap();
+        assert_eq!(found, StackRef { name: "load_balancer_b311".into(), id: "7e4f-11".into() });
+        assert_eq!(parse_stack_location("http://h/v1/admin/other/a/b"), None);
+    }
+
+    #[test]
+    fn errors_read_like_heatclient_exceptions() {
+        let e = HeatError::Status { status: 500, body: "{\"code\": 500}".into() };
+        assert_eq!(e.to_string(), "HTTPInternalServerError: {\"code\": 500}");
+        assert!(HeatError::Status { status: 503, body: String::new() }.is_transient());
+        assert!(!HeatError::Status { status: 400, body: String::new() }.is_transient());
+    }
+}

@@ -1,0 +1,4 @@
+//! The worker role (the original's HeatWorker).
+
+pub mod render;
+pub mod resolve;
