@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
 use heat_reconciler::schema::{self, Schema};
-use heat_reconciler::{planner, replay, store};
+use heat_reconciler::{heat, planner, replay, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,9 +73,19 @@ struct RunArgs {
         default_value = "http://127.0.0.1:2379"
     )]
     etcd_endpoints: Vec<String>,
-    /// Which roles this process runs (only `planner` exists so far).
-    #[arg(long, value_delimiter = ',', default_value = "planner")]
+    /// Which roles this process runs: planner, worker.
+    #[arg(long, value_delimiter = ',', default_value = "planner,worker")]
     roles: Vec<String>,
+    /// A standalone Heat without Keystone, e.g. `http://127.0.0.1:8004`. Without it the worker
+    /// authenticates with Keystone from the `OS_*` environment or `--keystone-env-file`.
+    #[arg(long, env = "HEAT_RECONCILER_HEAT_URL")]
+    heat_url: Option<String>,
+    /// A file of `OS_*=...` lines with the Keystone credentials.
+    #[arg(long, env = "HEAT_RECONCILER_KEYSTONE_ENV_FILE")]
+    keystone_env_file: Option<PathBuf>,
+    /// How many jobs the worker runs at once.
+    #[arg(long, default_value_t = 8)]
+    slots: usize,
     /// This process's id in leader election (default: a random one).
     #[arg(long)]
     id: Option<String>,
@@ -101,20 +111,52 @@ fn main() -> ExitCode {
 }
 
 async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
-    if let Some(unknown) = args.roles.iter().find(|r| r.as_str() != "planner") {
-        anyhow::bail!("unknown or not yet implemented role `{unknown}` (available: planner)");
+    let known = ["planner", "worker"];
+    if let Some(unknown) = args.roles.iter().find(|r| !known.contains(&r.as_str())) {
+        anyhow::bail!("unknown role `{unknown}` (available: {})", known.join(", "));
     }
     let store = store::Store::connect(&args.etcd_endpoints).await?;
-    let mut options = planner::PlannerOptions::new(args.id.unwrap_or_else(planner::random_id));
-    options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
-    let (progress, _) = tokio::sync::watch::channel(0);
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if args.roles.iter().any(|r| r == "planner") {
+        let mut options = planner::PlannerOptions::new(args.id.clone().unwrap_or_else(planner::random_id));
+        options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
+        let (progress, _) = tokio::sync::watch::channel(0);
+        tasks.spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown.clone()));
+    }
+    if args.roles.iter().any(|r| r == "worker") {
+        let heat = heat::HeatClient::new(heat_endpoint(args.heat_url.as_deref(), args.keystone_env_file.as_deref())?)?;
+        let options = worker::WorkerOptions { slots: args.slots, ..Default::default() };
+        tasks.spawn(worker::run(store.clone(), schema.clone(), heat, options, shutdown.clone()));
+    }
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
-    planner::run(store, schema, options, progress, shutdown).await
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok(())
+}
+
+/// No-auth when a Heat URL is given, else Keystone from a file or the environment.
+fn heat_endpoint(heat_url: Option<&str>, env_file: Option<&std::path::Path>) -> anyhow::Result<heat::Endpoint> {
+    if let Some(base) = heat_url {
+        return Ok(heat::Endpoint::NoAuth { base: base.to_owned() });
+    }
+    let vars = match env_file {
+        Some(path) => heat::keystone::Keystone::parse_env_file(
+            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => std::env::vars().collect(),
+    };
+    match heat::keystone::Keystone::from_vars(&vars).map_err(anyhow::Error::msg)? {
+        Some(keystone) => Ok(heat::Endpoint::Keystone(keystone)),
+        None => {
+            anyhow::bail!("the worker needs --heat-url (standalone Heat) or Keystone credentials (OS_AUTH_URL, ...)")
+        }
+    }
 }
 
 fn load_schema(dir: Option<&PathBuf>) -> anyhow::Result<Schema> {

@@ -144,8 +144,12 @@ impl HeatClient {
     ) -> Result<reqwest::Response, HeatError> {
         let (base, token) = self.base(tenant).await?;
         let mut request = self.http.request(method, format!("{base}{path}")).header("Accept", "application/json");
-        if let Some(token) = token {
-            request = request.header("X-Auth-Token", token);
+        match token {
+            Some(token) => request = request.header("X-Auth-Token", token),
+            // A standalone Heat's noauth filter takes the project from these headers; scoping
+            // every call to the resource's tenant makes it behave like a Keystone-backed Heat
+            // (the URL tenant is checked, lists and names are per project).
+            None => request = request.header("X-Auth-Project", tenant).header("X-Is-Admin-Project", "False"),
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -179,8 +183,12 @@ impl HeatClient {
         }
     }
 
-    pub async fn show(&self, tenant: &str, stack: &StackRef) -> Result<Stack, HeatError> {
-        let path = format!("/stacks/{}/{}", stack.name, stack.id);
+    /// Shows a stack. Polling should not `resolve_outputs`: resolving them reads every
+    /// resource's data, which races the engine mid-update (seen to wedge a standalone Heat's
+    /// update for good); read them once the stack has settled.
+    pub async fn show(&self, tenant: &str, stack: &StackRef, resolve_outputs: bool) -> Result<Stack, HeatError> {
+        let query = if resolve_outputs { "" } else { "?resolve_outputs=False" };
+        let path = format!("/stacks/{}/{}{query}", stack.name, stack.id);
         let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
         if !response.status().is_success() {
             return Err(Self::fail(response).await);

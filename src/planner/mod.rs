@@ -78,7 +78,7 @@ pub async fn run(
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
-async fn shut_down(shutdown: &mut watch::Receiver<bool>) {
+pub async fn shut_down(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
 }
 

@@ -1,4 +1,10 @@
-//! The worker role (the original's HeatWorker).
+//! The worker role (the original's HeatWorker): claim ready jobs, render their templates, drive
+//! Heat, and report heat_stacks → job_state → state, then the finished marker.
 
+pub mod execute;
 pub mod render;
 pub mod resolve;
+pub mod run;
+pub mod secrets;
+
+pub use run::{WorkerOptions, run};

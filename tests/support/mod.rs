@@ -73,6 +73,11 @@ impl Harness {
     }
 
     pub async fn without_planner() -> Harness {
+        // `RUST_LOG=heat_reconciler=debug cargo test …` shows what the roles did.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
         let etcd = LocalEtcd::start().await.expect("etcd starts");
         let store = etcd.connect().await.expect("etcd connects");
         let harness = Harness { etcd, store, planner: None };
@@ -227,4 +232,37 @@ pub fn subnet(id: &str, network: &str) -> Value {
 pub fn port(id: &str, network: &str, subnet: &str) -> Value {
     json!({"id": id, "network_id": network, "tenant_id": TENANT, "device_owner": "compute:nova",
            "fixed_ips": [{"subnet_id": subnet, "ip_address": "10.0.0.5"}]})
+}
+
+/// The port of the standalone Heat the tests share (started once, left running for the next
+/// test binary; `scripts/test.sh` stops it).
+pub const TEST_HEAT_PORT: u16 = 18004;
+
+/// The base URL of a real standalone Heat: `HEAT_RECONCILER_TEST_HEAT_URL`, or the project's
+/// `heat/start-heat.sh` on [`TEST_HEAT_PORT`] (idempotent; serialised across test processes).
+pub fn heat_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("HEAT_RECONCILER_TEST_HEAT_URL") {
+            return url;
+        }
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("heat/start-heat.sh");
+        // `-o`: the lock is not inherited by the Heat process the script leaves running.
+        let output = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(std::env::temp_dir().join("heat-reconciler-test-heat.lock"))
+            .arg("bash")
+            .arg(&script)
+            .args(["--port", &TEST_HEAT_PORT.to_string()])
+            .output()
+            .expect("start-heat.sh runs");
+        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        format!("http://127.0.0.1:{TEST_HEAT_PORT}")
+    })
+    .clone()
+}
+
+/// A fresh random id, so stacks of earlier runs never collide.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }

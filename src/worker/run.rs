@@ -1,0 +1,314 @@
+//! The worker loop: watch `/jobs/ready`, claim jobs with a leased `/jobs/working` key (at most
+//! `slots` at once), run each against Heat and write its results in the protocol's order.
+
+use super::execute::{Outcome, Patience, StackJob, execute};
+use super::render::render;
+use super::resolve::resolve;
+use super::secrets::Secrets;
+use crate::heat::HeatClient;
+use crate::mapping::{Produced, ResourceIndex, Scope, evaluate};
+use crate::protocol::{
+    HeatStackRecord, Job, JobQueue, JobState, ParamValue, Record, ResourceRoot, keys::HEAT_TEMPLATES_PREFIX,
+};
+use crate::schema::Schema;
+use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_prefix};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The handler whose jobs this worker runs.
+    pub handler: String,
+    /// How many jobs run at once.
+    pub slots: usize,
+    /// TTL of the lease that holds this worker's `/jobs/working` keys.
+    pub lease_ttl: Duration,
+    pub patience: Patience,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            handler: "heat_worker".into(),
+            slots: 8,
+            lease_ttl: Duration::from_secs(60),
+            patience: Patience::default(),
+        }
+    }
+}
+
+/// Runs the worker until `shutdown` turns true. Jobs already claimed finish first.
+pub async fn run(
+    store: Store,
+    schema: Schema,
+    heat: HeatClient,
+    options: WorkerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let context = Arc::new(Context { store: store.clone(), schema, heat, options: options.clone() });
+    let slots = Arc::new(Semaphore::new(options.slots.max(1)));
+    let (done_tx, mut done) = mpsc::channel::<()>(options.slots.max(1));
+    'lease: loop {
+        let lease = match Lease::grant(&store, options.lease_ttl).await {
+            Ok(lease) => Arc::new(lease),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot get a worker lease; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut events = watch_prefix(store.clone(), JobQueue::Ready.dir().to_owned() + "/");
+        let mut ready: BTreeSet<String> = BTreeSet::new();
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else { continue 'lease };
+                    apply_ready(&mut ready, event, &options.handler);
+                }
+                _ = done.recv() => {}
+                _ = lease.lost() => {
+                    tracing::warn!("worker lease lost; running jobs lose their claims");
+                    continue 'lease;
+                }
+                _ = crate::planner::shut_down(&mut shutdown) => {
+                    // Waiting for every slot means every running job has finished.
+                    let _ = slots.acquire_many(options.slots.max(1) as u32).await;
+                    return Ok(());
+                }
+            }
+            while !ready.is_empty() {
+                let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                let Some(job_id) = ready.pop_first() else { break };
+                match context.claim(&job_id, lease.id()).await {
+                    Ok(Some(reservation)) => {
+                        let context = context.clone();
+                        let done = done_tx.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = context.process(&job_id, &reservation).await {
+                                tracing::error!(job = %job_id, error = %e, "job interrupted; it will be taken up again");
+                            }
+                            drop(permit);
+                            let _ = done.send(()).await;
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(job = %job_id, error = %e, "claim failed"),
+                }
+            }
+        }
+    }
+}
+
+fn apply_ready(ready: &mut BTreeSet<String>, event: WatchEvent, handler: &str) {
+    let id_of = |key: &str| JobQueue::parse(key).filter(|(q, _)| *q == JobQueue::Ready).map(|(_, id)| id.to_owned());
+    match event {
+        WatchEvent::Listed { items, .. } => {
+            ready.clear();
+            ready.extend(items.iter().filter(|kv| kv.value == handler.as_bytes()).filter_map(|kv| id_of(&kv.key)));
+        }
+        WatchEvent::Put(kv) if kv.value == handler.as_bytes() => ready.extend(id_of(&kv.key)),
+        WatchEvent::Deleted { key, .. } => {
+            if let Some(id) = id_of(&key) {
+                ready.remove(&id);
+            }
+        }
+        _ => {}
+    }
+}
+
+struct Context {
+    store: Store,
+    schema: Schema,
+    heat: HeatClient,
+    options: WorkerOptions,
+}
+
+/// A job ready for Heat, and the secrets to keep out of what it reports.
+struct Prepared {
+    stack: StackJob,
+    secrets: Secrets,
+}
+
+impl Context {
+    /// Claims a ready job: `/jobs/working/<id>` bound to our lease, `/jobs/ready/<id>` deleted,
+    /// in one transaction. `None` when another worker was first.
+    async fn claim(&self, job_id: &str, lease: i64) -> Result<Option<String>, StoreError> {
+        let reservation = crate::planner::random_id().replace("heat-reconciler-", "");
+        let ready = JobQueue::Ready.key(job_id);
+        let working = JobQueue::Working.key(job_id);
+        let txn = Txn::new()
+            .if_present(&ready)
+            .if_absent(&working)
+            .put_leased(&working, reservation.clone(), lease)
+            .delete(&ready);
+        Ok(self.store.commit(txn).await?.map(|_| reservation))
+    }
+
+    async fn process(&self, job_id: &str, reservation: &str) -> anyhow::Result<()> {
+        let working = JobQueue::Working.key(job_id);
+        let Some(kv) = self.store.get(&JobQueue::All.key(job_id)).await? else {
+            tracing::warn!(job = %job_id, "claimed job has no record; releasing it");
+            self.store.commit(Txn::new().if_value(&working, reservation).delete(&working)).await?;
+            return Ok(());
+        };
+        let Record::Job(record) = Record::from_etcd(&kv.key, &kv.value)? else {
+            anyhow::bail!("{} is not a job record", kv.key)
+        };
+        let job = record.job;
+        let spec = &job.spec;
+        let types = &self.schema.resource_types;
+        let job_state_key = types.key(ResourceRoot::JobState, &spec.resource_type, &spec.resource_id)?;
+        tracing::info!(job = %job_id, "Checking job status");
+        let started = serde_json::to_vec(&JobState::Started)?;
+        if self.store.commit(Txn::new().if_value(&working, reservation).put(&job_state_key, started)).await?.is_none() {
+            anyhow::bail!("lost the claim before starting");
+        }
+        let outcome = match self.prepare(&job).await {
+            Ok(prepared) => execute(&self.heat, &prepared.stack, self.options.patience, &prepared.secrets).await,
+            Err(failure) => failure,
+        };
+        match &outcome.failure {
+            None => {
+                tracing::info!(job = %job_id, status = %outcome.state.state.orchestration_state.as_deref().unwrap_or(""), "job finished")
+            }
+            Some(reason) => tracing::warn!(job = %job_id, %reason, "job failed"),
+        }
+        self.report(&job, reservation, &job_state_key, outcome).await
+    }
+
+    /// Everything the Heat call needs; a failure outcome when something is missing or broken.
+    async fn prepare(&self, job: &Job) -> Result<Prepared, Outcome> {
+        let spec = &job.spec;
+        let documents: Vec<(&str, Value)> = spec
+            .params
+            .iter()
+            .filter_map(|p| match &p.value {
+                ParamValue::Value(v) => Some((p.param.as_str(), v.clone())),
+                _ => None,
+            })
+            .chain([("resource_input", Value::Object(spec.resource_input.clone()))])
+            .collect();
+        let secrets = Secrets::collect(documents.iter().map(|(k, v)| (*k, v)));
+        let tenant_id = spec.resource_input.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let mut stack = StackJob {
+            action: spec.action,
+            resource_type: spec.resource_type.clone(),
+            resource_id: spec.resource_id.clone(),
+            version: spec.version,
+            tenant_id,
+            template: String::new(),
+            parameters: Default::default(),
+            timeout_mins: None,
+        };
+        let fail = |stack: &StackJob, reason: String| Outcome::failure(stack, None, secrets.mask(&reason));
+        if stack.tenant_id.is_empty() {
+            return Err(fail(&stack, "the resource has no tenant_id".into()));
+        }
+        let stacks = self.dependency_stacks(job).await.map_err(|e| fail(&stack, e.to_string()))?;
+        let resolved = match resolve(&spec.params, |t, id| stacks.get(&(t.to_owned(), id.to_owned()))) {
+            Ok(resolved) => resolved,
+            // A delete needs no template or parameters; an unresolvable reference does not stop it.
+            Err(_) if spec.action == crate::protocol::Action::LogicalDelete => Default::default(),
+            Err(e) => return Err(fail(&stack, e.to_string())),
+        };
+        stack.timeout_mins = resolved.timeout_mins;
+        stack.parameters = resolved.parameters;
+        if spec.action != crate::protocol::Action::LogicalDelete {
+            let (template_id, source) = self.template(job).await.map_err(|e| fail(&stack, e))?;
+            stack.template = render(&template_id, &source, &resolved.jinja).map_err(|e| fail(&stack, e.to_string()))?;
+        }
+        Ok(Prepared { stack, secrets })
+    }
+
+    /// The heat_stacks records of every resource whose outputs the params reference.
+    async fn dependency_stacks(&self, job: &Job) -> anyhow::Result<HashMap<(String, String), HeatStackRecord>> {
+        let mut wanted = BTreeSet::new();
+        for param in &job.spec.params {
+            match &param.value {
+                ParamValue::OutputKey(r) => {
+                    wanted.insert((r.resource_type.clone(), r.resource_id.clone()));
+                }
+                ParamValue::List(items) => {
+                    for item in items {
+                        if let ParamValue::OutputKey(r) = &item.value {
+                            wanted.insert((r.resource_type.clone(), r.resource_id.clone()));
+                        }
+                    }
+                }
+                ParamValue::Value(_) => {}
+            }
+        }
+        let mut stacks = HashMap::new();
+        for (resource_type, id) in wanted {
+            let key = self.schema.resource_types.key(ResourceRoot::HeatStacks, &resource_type, &id)?;
+            if let Some(kv) = self.store.get(&key).await?
+                && let Ok(Record::HeatStack(record)) = Record::from_etcd(&kv.key, &kv.value)
+            {
+                stacks.insert((resource_type, id), record);
+            }
+        }
+        Ok(stacks)
+    }
+
+    /// The job's heat template: chosen by `template_mappings` from the job's body, read from
+    /// `/config/v2.0/heat_templates`.
+    async fn template(&self, job: &Job) -> Result<(String, String), String> {
+        let spec = &job.spec;
+        let (_, mapping) = self
+            .schema
+            .template_mappings
+            .get(&spec.resource_type)
+            .ok_or_else(|| format!("no template mapping for `{}`", spec.resource_type))?;
+        let index = ResourceIndex::default();
+        let scope = Scope { index: &index, relations: &self.schema.relations, version: spec.version };
+        let body = Value::Object(spec.resource_input.clone());
+        let id = match evaluate(mapping, scope, &body, &spec.resource_type).map_err(|e| e.to_string())?.produced {
+            Produced::Value(Value::String(id)) => id,
+            other => return Err(format!("template mapping of `{}` gave {other:?}", spec.resource_type)),
+        };
+        let key = crate::protocol::ResourceRoot::Config.key(HEAT_TEMPLATES_PREFIX, &id);
+        let kv = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("template `{id}` is missing"))?;
+        match Record::from_etcd(&kv.key, &kv.value) {
+            Ok(Record::HeatTemplate(_, template)) => Ok((id, template.template_file)),
+            Ok(_) => Err(format!("{key} is not a heat template")),
+            Err(e) => Err(format!("template `{id}` does not decode: {e}")),
+        }
+    }
+
+    /// Writes heat_stacks → job_state → state in one transaction, then the finished marker with
+    /// the removal of the working claim and the job state — each only while the claim is ours.
+    async fn report(&self, job: &Job, reservation: &str, job_state_key: &str, outcome: Outcome) -> anyhow::Result<()> {
+        let spec = &job.spec;
+        let types = &self.schema.resource_types;
+        let working = JobQueue::Working.key(&job.id);
+        let mut results = Txn::new().if_value(&working, reservation);
+        if let Some(record) = &outcome.heat_stack {
+            let key = types.key(ResourceRoot::HeatStacks, &spec.resource_type, &spec.resource_id)?;
+            results = results.put(&key, serde_json::to_vec(record)?);
+        }
+        results = results.put(job_state_key, serde_json::to_vec(&outcome.job_state)?);
+        let state_key = types.key(ResourceRoot::State, &spec.resource_type, &spec.resource_id)?;
+        results = results.put(&state_key, serde_json::to_vec(&outcome.state)?);
+        if self.store.commit(results).await?.is_none() {
+            anyhow::bail!("lost the claim before reporting");
+        }
+        let marker = outcome.failure.unwrap_or_default();
+        let finish = Txn::new()
+            .if_value(&working, reservation)
+            .put(&JobQueue::Finished.key(&job.id), marker)
+            .delete(&working)
+            .delete(job_state_key);
+        if self.store.commit(finish).await?.is_none() {
+            anyhow::bail!("lost the claim before marking the job finished");
+        }
+        Ok(())
+    }
+}

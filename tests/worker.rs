@@ -1,0 +1,278 @@
+//! The worker on a real etcd and a real standalone Heat: create, modify and logical delete with
+//! the records of PROTOCOL.md §2.7–2.9, outputs flowing to dependents, and every failure kind.
+
+mod support;
+
+use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::protocol::{HeatStackRecord, Record};
+use heat_reconciler::schema::Schema;
+use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::*;
+use tokio::sync::watch;
+
+const NETWORK: &str = "heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  tenant_id: {type: string}
+resources:
+  label:
+    type: OS::Heat::Value
+    properties:
+      value: {get_param: name}
+outputs:
+  id:
+    description: The network id.
+    value: {get_attr: [label, value]}
+";
+
+const SUBNET: &str = "heat_template_version: 2013-05-23
+parameters:
+  network_id: {type: string}
+  fail: {type: boolean, default: false}
+  wait: {type: number, default: 0}
+resources:
+  probe:
+    type: OS::Heat::TestResource
+    properties:
+      value: {get_param: network_id}
+      fail: {get_param: fail}
+      action_wait_secs: {create: {get_param: wait}, update: {get_param: wait}}
+{% for cidr in jinja_cidrs %}
+  cidr_{{ loop.index0 }}:
+    type: OS::Heat::Value
+    properties: {value: \"{{ cidr }}\"}
+{% endfor %}
+outputs:
+  network_id:
+    description: The network this subnet is on.
+    value: {get_attr: [probe, output]}
+";
+
+/// Worker test harness: etcd, the test templates, planner and worker on a real Heat.
+struct World {
+    h: Harness,
+    stop_worker: watch::Sender<bool>,
+}
+
+async fn world(patience: Patience) -> World {
+    let mut h = Harness::without_planner().await;
+    h.template("network", json!({"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"})).await;
+    h.template(
+        "subnet",
+        json!({"network_id": "Mnetwork:network_id:id", "fail": {"field": "fail"}, "wait": {"field": "wait"},
+               "jinja_cidrs": {"for_field": "cidrs", "for_mapping": {"field": "cidr"}}, "heat_timeout": {"constant": 1}}),
+    )
+    .await;
+    set_template(&h, "network", NETWORK).await;
+    set_template(&h, "subnet", SUBNET).await;
+    // A template Heat rejects, one that does not render, and one needing a missing output.
+    h.template("port", json!({"name": "Pid"})).await;
+    set_template(&h, "port", "heat_template_version: 2013-05-23\nresources:\n  x: {type: 'OS::Nope::Thing'}\n").await;
+    h.template("load_balancer", json!({"name": "Pid"})).await;
+    set_template(&h, "load_balancer", "heat_template_version: 2013-05-23\n{% for x in %}\n").await;
+    h.template("firewall_config", json!({"server": "Mvnf_instance:vnf_instance_id:server_id"})).await;
+    set_template(&h, "firewall_config", NETWORK).await;
+
+    h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
+    let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).expect("heat client");
+    let (stop_worker, shutdown) = watch::channel(false);
+    let options = WorkerOptions { patience, ..Default::default() };
+    tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat, options, shutdown));
+    World { h, stop_worker }
+}
+
+fn fast() -> Patience {
+    Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() }
+}
+
+/// Replaces a test template's `template_file`, keeping its mappings.
+async fn set_template(h: &Harness, id: &str, text: &str) {
+    let key = format!("/config/v2.0/heat_templates/{id}");
+    let kv = h.store.get(&key).await.unwrap().expect("template exists");
+    let mut record: Value = serde_json::from_slice(&kv.value).unwrap();
+    let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    body["template_file"] = json!(text);
+    record["body"] = json!(body.to_string());
+    h.store.put(&key, serde_json::to_vec(&record).unwrap()).await.unwrap();
+}
+
+impl World {
+    /// Waits until `/state` of the resource is at `version` with a final worker state.
+    async fn settled(&self, plural: &str, id: &str, version: u64) -> heat_reconciler::protocol::StateRecord {
+        eventually(90, || async {
+            self.h.state(plural, id).await.filter(|s| s.version == version && !s.state.worker_state.is_empty())
+        })
+        .await
+    }
+
+    async fn heat_stack(&self, plural: &str, id: &str) -> Option<HeatStackRecord> {
+        let kv = self.h.store.get(&format!("/esi-worker/heat_stacks/v2.0/{plural}/{id}")).await.unwrap()?;
+        match Record::from_etcd(&kv.key, &kv.value).unwrap() {
+            Record::HeatStack(r) => Some(r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn queues_drained(&self) {
+        eventually(30, || async { self.h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
+        assert!(self.h.store.list("/esi-worker/job_state/").await.unwrap().0.is_empty(), "job_state left behind");
+    }
+}
+
+fn network(id: &str, name: &str) -> Value {
+    json!({"id": id, "name": name, "tenant_id": TENANT})
+}
+
+fn subnet(id: &str, network: &str, fail: Value, wait: u64) -> Value {
+    json!({"id": id, "network_id": network, "tenant_id": TENANT, "fail": fail, "wait": wait,
+           "cidrs": [{"cidr": "10.0.0.0/24"}, {"cidr": "10.0.1.0/24"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_modify_and_logical_delete_through_heat() {
+    let mut w = world(fast()).await;
+    let id = unique("net");
+    w.h.config("networks", network(&id, "blue"), 1, false).await;
+    let state = w.settled("networks", &id, 1).await;
+    assert_eq!(state.error, "");
+    assert_eq!(state.state.worker_state, "CREATE_COMPLETED");
+    assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_COMPLETE"));
+    let raw = w.h.store.get(&format!("/state/v2.0/networks/{id}")).await.unwrap().unwrap();
+    let raw: Value = serde_json::from_slice(&raw.value).unwrap();
+    assert_eq!(
+        raw["state"]["heat_outputs"],
+        json!("[{\"output_value\": \"blue\", \"description\": \"The network id.\", \"output_key\": \"id\"}]")
+    );
+    let stack = w.heat_stack("networks", &id).await.expect("heat_stacks record");
+    assert_eq!(
+        serde_json::to_value(&stack).unwrap(),
+        json!({"id": format!("network:{id}"), "stack_id": format!("network_{id}"), "tenant_id": TENANT,
+               "stack_status": "CREATE_COMPLETE", "status_reason": "Stack CREATE completed successfully",
+               "output": [{"output_value": "blue", "description": "The network id.", "output_key": "id"}]})
+    );
+    w.queues_drained().await;
+
+    w.h.config("networks", network(&id, "green"), 2, false).await;
+    let state = w.settled("networks", &id, 2).await;
+    assert_eq!(state.state.worker_state, "MODIFY_COMPLETED", "{}", state.error);
+    assert_eq!(state.state.orchestration_state.as_deref(), Some("UPDATE_COMPLETE"));
+    let stack = w.heat_stack("networks", &id).await.unwrap();
+    // The reason is Heat's own words (the corpus's older Heat said "Stack successfully updated").
+    assert_eq!(stack.stack_status, "UPDATE_COMPLETE");
+    assert!(
+        stack.status_reason.contains("UPDATE") || stack.status_reason.contains("updated"),
+        "{}",
+        stack.status_reason
+    );
+    assert_eq!(stack.output[0].output_value, json!("green"));
+    w.queues_drained().await;
+
+    w.h.config("networks", network(&id, "green"), 3, true).await;
+    let state = w.settled("networks", &id, 3).await;
+    assert_eq!(state.state.worker_state, "DELETE_COMPLETED");
+    assert_eq!(state.state.heat_outputs, Some(Vec::new()));
+    let stack = w.heat_stack("networks", &id).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&stack).unwrap(),
+        json!({"id": format!("network:{id}"), "stack_id": "", "tenant_id": TENANT, "stack_status": "DELETE_COMPLETE",
+               "status_reason": "", "output": []})
+    );
+    let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
+    assert_eq!(heat.find(TENANT, &format!("network_{id}")).await.unwrap(), None, "the stack is gone from Heat");
+    w.queues_drained().await;
+    let _ = w.stop_worker.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_flow_to_dependents_and_jinja_renders() {
+    let mut w = world(fast()).await;
+    let (net, sub) = (unique("net"), unique("sub"));
+    w.h.config("networks", network(&net, "red"), 1, false).await;
+    w.h.config("subnets", subnet(&sub, &net, json!(false), 0), 1, false).await;
+    let state = w.settled("subnets", &sub, 1).await;
+    assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{}", state.error);
+    let stack = w.heat_stack("subnets", &sub).await.unwrap();
+    assert_eq!(stack.output[0].output_value, json!("red"), "the network's output reached the subnet's parameter");
+    w.queues_drained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stack_is_reported_with_its_status() {
+    let mut w = world(fast()).await;
+    let (net, sub) = (unique("net"), unique("sub"));
+    w.h.config("networks", network(&net, "red"), 1, false).await;
+    w.settled("networks", &net, 1).await;
+    w.h.config("subnets", subnet(&sub, &net, json!(true), 0), 1, false).await;
+    let state = w.settled("subnets", &sub, 1).await;
+    assert_eq!(state.state.worker_state, "CREATE_FAILED");
+    assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_ERROR"));
+    assert!(state.error.contains("CREATE_FAILED") && state.error.contains("Test Resource failed"), "{}", state.error);
+    let stack = w.heat_stack("subnets", &sub).await.expect("a stack status was obtained");
+    assert_eq!(stack.stack_status, "CREATE_FAILED");
+    w.queues_drained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heat_rejections_render_errors_and_missing_outputs_are_reported() {
+    let mut w = world(fast()).await;
+    let (port, lb, fw) = (unique("port"), unique("lb"), unique("fw"));
+    w.h.config("ports", json!({"id": port, "tenant_id": TENANT, "device_owner": "compute:nova"}), 1, false).await;
+    w.h.config("load_balancers", json!({"id": lb, "tenant_id": TENANT}), 1, false).await;
+    w.h.config("firewalls", json!({"id": fw, "tenant_id": TENANT, "vnf_instance_id": "nowhere"}), 1, false).await;
+
+    let rejected = w.settled("ports", &port, 1).await;
+    assert_eq!(rejected.state.worker_state, "CREATE_FAILED");
+    assert!(rejected.error.starts_with("HTTPBadRequest: "), "{}", rejected.error);
+    assert!(rejected.error.contains("OS::Nope::Thing"), "Heat's explanation is kept: {}", rejected.error);
+    assert!(w.heat_stack("ports", &port).await.is_none(), "no stack status, no heat_stacks record");
+
+    let unrendered = w.settled("load_balancers", &lb, 1).await;
+    assert!(unrendered.error.contains("template `load_balancer` does not render"), "{}", unrendered.error);
+
+    let unresolved = w.settled("firewalls", &fw, 1).await;
+    assert!(unresolved.error.contains("vnf_instance `nowhere` has no heat_stacks record"), "{}", unresolved.error);
+    w.queues_drained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_that_does_not_settle_times_out() {
+    let mut w = world(Patience { max_wait: Some(Duration::from_secs(3)), ..fast() }).await;
+    let (net, sub) = (unique("net"), unique("sub"));
+    w.h.config("networks", network(&net, "red"), 1, false).await;
+    w.settled("networks", &net, 1).await;
+    w.h.config("subnets", subnet(&sub, &net, json!(false), 30), 1, false).await;
+    let state = w.settled("subnets", &sub, 1).await;
+    assert_eq!(state.state.worker_state, "CREATE_FAILED");
+    assert!(state.error.contains("did not settle within 3 s"), "{}", state.error);
+    w.queues_drained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_state_error() {
+    let mut w = world(fast()).await;
+    // The boolean `fail` parameter gets a password: Heat's refusal quotes the value back.
+    let mut h_template = json!({"network_id": "Mnetwork:network_id:id", "fail": {"field": "admin_password"}, "wait": {"constant": 0},
+        "jinja_cidrs": {"constant": []}, "heat_timeout": "C1"});
+    h_template["tenant_id"] = json!("Ptenant_id");
+    w.h.template("subnet", h_template).await;
+    set_template(&w.h, "subnet", &SUBNET.replace("  wait:", "  tenant_id: {type: string}\n  wait:")).await;
+    let (net, sub) = (unique("net"), unique("sub"));
+    w.h.config("networks", network(&net, "red"), 1, false).await;
+    w.settled("networks", &net, 1).await;
+    let mut body = subnet(&sub, &net, json!(false), 0);
+    body["admin_password"] = json!("hunter2-very-secret");
+    w.h.config("subnets", body, 1, false).await;
+    let state = w.settled("subnets", &sub, 1).await;
+    assert_eq!(state.state.worker_state, "CREATE_FAILED");
+    assert!(state.error.contains("***"), "{}", state.error);
+    assert!(!state.error.contains("hunter2"), "{}", state.error);
+    let finished_reason_leaked = w.h.store.list("/").await.unwrap().0.iter().any(|kv| {
+        !kv.key.starts_with("/config/")
+            && String::from_utf8_lossy(&kv.value).contains("hunter2")
+            && !kv.key.starts_with("/jobs/all/")
+            && !kv.key.starts_with("/esi-worker/config/")
+    });
+    assert!(!finished_reason_leaked, "a secret reached a record other than the config and job input");
+}
