@@ -69,11 +69,21 @@ pub async fn planner(resources: usize, schema: &Schema, endpoints: Option<Vec<St
     let options = PlannerOptions::new(format!("bench-{}", std::process::id()));
     let started = Instant::now();
     let mut task = tokio::spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown));
-    let result = measure(&store, schema, &graph, started, &mut task, txns_per_s).await;
+    let result = measure(&store, schema, &graph, started, &task, txns_per_s).await;
 
     let _ = shutdown_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    drop(local);
+    if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+        task.abort();
+    }
+    match local {
+        // A local etcd is thrown away; a given one gets back the empty prefixes it was lent.
+        Some(local) => drop(local),
+        None => {
+            for prefix in ["/config/", "/jobs/", "/esi-worker/", "/state/"] {
+                store.client().delete(prefix, Some(DeleteOptions::new().with_prefix())).await?;
+            }
+        }
+    }
     result
 }
 
@@ -83,7 +93,7 @@ async fn measure(
     schema: &Schema,
     graph: &Graph,
     started: Instant,
-    task: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: &tokio::task::JoinHandle<anyhow::Result<()>>,
     txns_per_s: f64,
 ) -> anyhow::Result<()> {
     let n = graph.len();
@@ -92,7 +102,8 @@ async fn measure(
     wait_until(store, &snapshots, n, "start-up: snapshots", task).await?;
     let time = started.elapsed().as_secs_f64();
     let rate = n as f64 / time;
-    let waiting = count(store, &format!("{}/", JobQueue::Waiting.dir())).await?;
+    let waiting_dir = format!("{}/", JobQueue::Waiting.dir());
+    let waiting = count(store, &waiting_dir).await?;
     let ready = count(store, &format!("{}/", JobQueue::Ready.dir())).await?;
     println!(
         "planner start-up: {n} jobs in {time:.2} s = {rate:.1} jobs/s ({:.1}% of the txn ceiling); \
@@ -114,8 +125,10 @@ async fn measure(
     let written = started.elapsed().as_secs_f64();
     wait_until(store, &all, jobs_before + modifies, "incremental: jobs", task).await?;
     let time = started.elapsed().as_secs_f64();
+    let waiting = count(store, &waiting_dir).await?.saturating_sub(waiting);
     println!(
-        "planner incremental: {modifies} modify jobs in {time:.2} s = {:.1} jobs/s (events written in {written:.2} s)",
+        "planner incremental: {modifies} modify jobs in {time:.2} s = {:.1} jobs/s (events written in {written:.2} s); \
+         {waiting} of them waiting",
         modifies as f64 / time
     );
     Ok(())
