@@ -7,6 +7,7 @@
 //! it commits. Start-up, relists and single events take the same path.
 
 pub mod decide;
+pub mod live;
 pub mod view;
 
 use crate::mapping::{Scope, Traversal, Workability, select_template};
@@ -201,7 +202,7 @@ impl<'l> Planner<'l> {
                 Ok(())
             }
             Change::Finished(job) => self.finish_job(&job).await,
-            Change::JobGone(_) => self.release_waiting().await,
+            Change::JobGone(id) => self.release_waiters_of(&id).await,
         }
     }
 
@@ -320,7 +321,7 @@ impl<'l> Planner<'l> {
                         resource_input: body.clone(),
                     },
                 };
-                job.dependency = decide::dependencies(&job, self.view.live.values());
+                job.dependency = self.view.live.dependencies(&job);
                 let queue = if job.dependency.is_empty() { JobQueue::Ready } else { JobQueue::Waiting };
                 tracing::info!(job = %job.id, dependencies = job.dependency.len(), ?queue, "planned job");
                 writes.put(queue.key(&job.id), handler.into_bytes());
@@ -413,17 +414,13 @@ impl<'l> Planner<'l> {
             }
         }
         let mut cancelled = Vec::new();
-        if let Some(job) = &job
-            && !reason.is_empty()
-        {
+        if job.is_some() && !reason.is_empty() {
             tracing::warn!(job = %job_id, %reason, "job failed");
             let waiting: Vec<&Job> = self.view.waiting.iter().filter_map(|id| self.view.live.get(id)).collect();
-            for id in decide::cancelled_by(job_id, &waiting) {
-                if let Some(dependent) = self.view.live.get(&id) {
-                    cancelled.push(dependent.clone());
-                }
-            }
-            let _ = job;
+            cancelled = decide::cancelled_by(job_id, &waiting)
+                .iter()
+                .filter_map(|id| self.view.live.get(id).cloned())
+                .collect();
         }
         for dependent in &cancelled {
             let spec = &dependent.spec;
@@ -444,18 +441,31 @@ impl<'l> Planner<'l> {
                 self.config_gone(&resource).await?;
             }
         }
-        self.release_waiting().await
+        self.release_waiters_of(job_id).await
+    }
+
+    /// Releases the waiting jobs that were waiting for `gone` (among others).
+    async fn release_waiters_of(&mut self, gone: &str) -> Result<(), StoreError> {
+        let candidates: Vec<String> =
+            self.view.live.waiters_of(gone).filter(|id| self.view.waiting.contains(*id)).cloned().collect();
+        self.release(candidates).await
     }
 
     /// Moves every waiting job whose dependencies are all gone to ready.
     async fn release_waiting(&mut self) -> Result<(), StoreError> {
-        let mut waiting: Vec<String> = self.view.waiting.iter().cloned().collect();
-        waiting.sort();
-        for id in waiting {
+        let waiting: Vec<String> = self.view.waiting.iter().cloned().collect();
+        self.release(waiting).await
+    }
+
+    /// Moves those of `candidates` whose dependencies are all gone from waiting to ready, one
+    /// transaction each; a waiting entry without a job record is removed.
+    async fn release(&mut self, mut candidates: Vec<String>) -> Result<(), StoreError> {
+        candidates.sort();
+        for id in candidates {
             let mut writes = Writes::default();
             writes.require_present(&JobQueue::Waiting.key(&id));
             match self.view.live.get(&id) {
-                Some(job) if decide::releasable(job, &self.view.live) => {
+                Some(job) if decide::releasable(job, |id| self.view.live.contains(id)) => {
                     tracing::info!(job = %id, "released to ready");
                     writes.put(JobQueue::Ready.key(&id), job.spec.handler.clone().into_bytes());
                     writes.delete(JobQueue::Waiting.key(&id));

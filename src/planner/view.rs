@@ -2,6 +2,7 @@
 //! watch and from its own writes. A full list replaces it; stale watch echoes of keys it has
 //! since written itself are ignored by revision.
 
+use super::live::LiveJobs;
 use crate::mapping::{ResourceIndex, TemplateSet};
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
 use crate::protocol::{ConfigRecord, Job, JobQueue, Record, ResourceKey, ResourceRoot, WorkerSnapshot};
@@ -38,7 +39,7 @@ pub struct View {
     pub index: ResourceIndex,
     pub templates: TemplateSet,
     pub snapshots: HashMap<ResourceId, (WorkerSnapshot, i64)>,
-    pub live: HashMap<String, Job>,
+    pub live: LiveJobs,
     pub waiting: HashSet<String>,
     pub ready: HashSet<String>,
     pub working: HashSet<String>,
@@ -85,7 +86,7 @@ impl View {
             return match queue {
                 JobQueue::All => match Record::from_etcd(&kv.key, &kv.value) {
                     Ok(Record::Job(record)) => {
-                        self.live.insert(id, record.job);
+                        self.live.insert(record.job);
                         None
                     }
                     other => {
@@ -193,6 +194,6 @@ impl View {
 
     /// The live job of a resource, if any.
     pub fn live_job_of(&self, resource: &ResourceId) -> Option<&Job> {
-        self.live.values().find(|j| j.spec.resource_type == resource.0 && j.spec.resource_id == resource.1)
+        self.live.of_resource(&resource.0, &resource.1)
     }
 }
