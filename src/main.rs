@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
+use heat_reconciler::heat::local as local_heat;
 use heat_reconciler::schema::{self, Schema};
 use heat_reconciler::{heat, planner, replay, store, worker};
 use std::path::PathBuf;
@@ -52,6 +53,13 @@ enum Command {
         /// Use this (empty) etcd instead of starting a local one; comma-separated.
         #[arg(long, value_delimiter = ',')]
         etcd_endpoints: Option<Vec<String>>,
+        /// `heat`: run the project's worker against a real Heat instead of completing jobs as
+        /// the corpus did.
+        #[arg(long, value_parser = ["heat"])]
+        worker: Option<String>,
+        /// The standalone Heat to use with `--worker heat` (default: start the project's own).
+        #[arg(long)]
+        heat_url: Option<String>,
     },
     /// Derive resource_types.json, relations.json and template_mappings.json from Gohan schemas.
     ImportSchemas {
@@ -211,10 +219,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{} passed, {} failed", report.params_matched, failed);
             Ok(if report.mismatches.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Replay { scenario, report, etcd_endpoints } => {
+        Command::Replay { scenario, report, etcd_endpoints, worker, heat_url } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
+            let heat = match (worker, heat_url) {
+                (None, _) => None,
+                (Some(_), Some(base)) => Some(heat::HeatClient::new(heat::Endpoint::NoAuth { base })?),
+                (Some(_), None) => Some(heat::HeatClient::new(heat::Endpoint::NoAuth { base: local_heat::start()? })?),
+            };
+            let options = replay::ReplayOptions { etcd_endpoints, heat };
             let runtime = tokio::runtime::Runtime::new()?;
-            let result = runtime.block_on(replay::replay(&Scenario::new(&scenario), &schema, etcd_endpoints))?;
+            let result = runtime.block_on(replay::replay(&Scenario::new(&scenario), &schema, options))?;
             if let Some(path) = report {
                 replay::write_report(&result, &path)?;
             }

@@ -4,6 +4,7 @@
 
 use crate::conformance::params::recorded_jobs;
 use crate::conformance::{Scenario, TimelineEvent};
+use crate::heat::HeatClient;
 use crate::planner::{self, PlannerOptions};
 use crate::protocol::{
     Action, ConfigRecord, JobId, JobQueue, JobRecord, Param, Record, ResourceKey, ResourceRoot, StateRecord,
@@ -11,6 +12,7 @@ use crate::protocol::{
 };
 use crate::schema::Schema;
 use crate::store::{LocalEtcd, Store, Txn, WatchEvent, watch_prefix};
+use crate::worker::{self, WorkerOptions};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -37,34 +39,47 @@ impl Tally {
 pub struct ReplayReport {
     pub jobs: Tally,
     pub params: Tally,
+    /// Compared only at planner level: with a real worker, which jobs are still live when a
+    /// new one is planned depends on how fast Heat is.
     pub dependencies: Tally,
     pub states: Tally,
     pub snapshots: Tally,
+    /// With a real worker: resources whose `/state` reached their final config version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged: Option<Tally>,
     pub mismatches: Vec<String>,
 }
 
 impl ReplayReport {
+    fn tallies(&self) -> Vec<(&'static str, &Tally)> {
+        let mut tallies = vec![
+            ("jobs", &self.jobs),
+            ("params", &self.params),
+            ("dependencies", &self.dependencies),
+            ("states", &self.states),
+            ("snapshots", &self.snapshots),
+        ];
+        if let Some(converged) = &self.converged {
+            tallies.push(("converged", converged));
+        }
+        tallies
+    }
+
     pub fn passed(&self) -> usize {
-        [&self.jobs, &self.params, &self.dependencies, &self.states, &self.snapshots].iter().map(|t| t.matched).sum()
+        self.tallies().iter().map(|(_, t)| t.matched).sum()
     }
 
     pub fn failed(&self) -> usize {
-        [&self.jobs, &self.params, &self.dependencies, &self.states, &self.snapshots]
+        self.tallies()
             .iter()
-            .map(|t| t.expected - t.matched)
+            .map(|(_, t)| t.expected - t.matched)
             .sum::<usize>()
             .max(usize::from(!self.mismatches.is_empty()))
     }
 
     pub fn summary(&self) -> Vec<String> {
         let mut lines: Vec<String> = self.mismatches.iter().map(|m| format!("MISMATCH {m}")).collect();
-        for (name, t) in [
-            ("jobs", &self.jobs),
-            ("params", &self.params),
-            ("dependencies", &self.dependencies),
-            ("states", &self.states),
-            ("snapshots", &self.snapshots),
-        ] {
+        for (name, t) in self.tallies() {
             lines.push(format!("{name}: {} of {} matched", t.matched, t.expected));
         }
         lines.push(format!("{} passed, {} failed", self.passed(), self.failed()));
@@ -80,17 +95,26 @@ struct Recorded {
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Replays `scenario` on the etcd at `endpoints`, or on a fresh local one.
-pub async fn replay(
-    scenario: &Scenario,
-    schema: &Schema,
-    endpoints: Option<Vec<String>>,
-) -> anyhow::Result<ReplayReport> {
-    let local = match endpoints {
+/// How a replay runs.
+#[derive(Clone, Default)]
+pub struct ReplayOptions {
+    /// An empty etcd to use instead of a fresh local one.
+    pub etcd_endpoints: Option<Vec<String>>,
+    /// Run the project's worker against this Heat instead of completing jobs as the corpus did.
+    pub heat: Option<HeatClient>,
+}
+
+/// How long a replay waits for the worker to finish one job.
+const JOB_WAIT: Duration = Duration::from_secs(300);
+
+/// Replays `scenario` and compares the result with the corpus.
+pub async fn replay(scenario: &Scenario, schema: &Schema, options: ReplayOptions) -> anyhow::Result<ReplayReport> {
+    let local = match options.etcd_endpoints {
         Some(_) => None,
         None => Some(LocalEtcd::start().await?),
     };
-    let endpoints = endpoints.unwrap_or_else(|| local.as_ref().map(LocalEtcd::endpoints).unwrap_or_default());
+    let endpoints =
+        options.etcd_endpoints.clone().unwrap_or_else(|| local.as_ref().map(LocalEtcd::endpoints).unwrap_or_default());
     let store = Store::connect(&endpoints).await?;
     for prefix in ["/config/", "/jobs/", "/esi-worker/", "/state/"] {
         anyhow::ensure!(store.list(prefix).await?.0.is_empty(), "replay needs an empty store, but {prefix} holds keys");
@@ -111,22 +135,63 @@ pub async fn replay(
 
     let (progress_tx, progress) = watch::channel(0i64);
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let mut options = PlannerOptions::new(format!("replay-{}", std::process::id()));
-    options.lease_ttl = Duration::from_secs(5);
-    let planner_task = tokio::spawn(planner::run(store.clone(), schema.clone(), options, progress_tx, shutdown));
+    let mut planner_options = PlannerOptions::new(format!("replay-{}", std::process::id()));
+    planner_options.lease_ttl = Duration::from_secs(5);
+    let mut roles = tokio::task::JoinSet::new();
+    roles.spawn(planner::run(store.clone(), schema.clone(), planner_options, progress_tx, shutdown.clone()));
+    if let Some(heat) = options.heat.clone() {
+        roles.spawn(worker::run(store.clone(), schema.clone(), heat, WorkerOptions::default(), shutdown));
+    }
 
     let mut report = ReplayReport::default();
-    let result = drive(scenario, schema, &store, progress, &mut report).await;
+    let with_worker = options.heat.is_some();
+    let result = drive(scenario, schema, &store, progress, with_worker, &mut report).await;
     let _ = shutdown_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), planner_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async { while roles.join_next().await.is_some() {} }).await;
     // Let the recorder see the last writes.
     tokio::time::sleep(Duration::from_millis(300)).await;
     recorder_task.abort();
     result?;
 
     let puts = std::mem::take(&mut recorded.lock().map_err(|_| anyhow::anyhow!("recorder poisoned"))?.puts);
-    compare(scenario, schema, &puts, &mut report)?;
+    compare(scenario, schema, &puts, with_worker, &mut report)?;
+    if with_worker {
+        report.converged = Some(converged(schema, &store, &mut report.mismatches).await?);
+    }
     Ok(report)
+}
+
+/// Every resource of the final config has its `/state` at its config version, completed.
+async fn converged(schema: &Schema, store: &Store, mismatches: &mut Vec<String>) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    for kv in store.list("/config/").await?.0 {
+        let Ok(Record::Config(config)) = Record::from_etcd(&kv.key, &kv.value) else { continue };
+        let Some(parsed) = ResourceKey::parse(&kv.key) else { continue };
+        if schema.resource_types.resource_type(parsed.prefix).is_none() {
+            continue;
+        }
+        let state_key = ResourceRoot::State.key(parsed.prefix, parsed.id);
+        let state = match store.get(&state_key).await? {
+            Some(state) => match Record::from_etcd(&state.key, &state.value) {
+                Ok(Record::State(state)) => Some(state),
+                _ => None,
+            },
+            None => None,
+        };
+        let done = |s: &StateRecord| {
+            s.version == config.version && (s.is_read_complete() || s.state.worker_state.ends_with("_COMPLETED"))
+        };
+        if !tally.check(state.as_ref().is_some_and(done)) {
+            let seen = state.map(|s| format!("{} at version {}: {}", s.state.worker_state, s.version, s.error));
+            mismatches.push(format!(
+                "{} did not converge to version {} ({})",
+                kv.key,
+                config.version,
+                seen.unwrap_or_else(|| "no state".into())
+            ));
+        }
+    }
+    Ok(tally)
 }
 
 async fn wait_for(progress: &mut watch::Receiver<i64>, revision: i64) -> anyhow::Result<()> {
@@ -153,6 +218,7 @@ async fn drive(
     schema: &Schema,
     store: &Store,
     mut progress: watch::Receiver<i64>,
+    with_worker: bool,
     report: &mut ReplayReport,
 ) -> anyhow::Result<()> {
     for (line, event) in scenario.timeline()? {
@@ -168,6 +234,11 @@ async fn drive(
             TimelineEvent::JobCreated { .. } => {}
             TimelineEvent::JobFinished { job_id, failed, .. } => {
                 let identity = job_id.parse::<JobId>()?.identity();
+                if with_worker {
+                    // Our worker runs the job; wait for it, as Gohan's next write waited for the original.
+                    wait_until_finished(store, &identity, line, report).await?;
+                    continue;
+                }
                 let Some(ours) = our_job(store, &identity).await? else {
                     report.mismatches.push(format!("timeline.jsonl:{line}: no live job {identity} to finish"));
                     continue;
@@ -182,6 +253,24 @@ async fn drive(
                 finish_as_worker(schema, store, job, failed, &mut progress).await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Waits until the live job with this identity has left `/jobs/all` (run by our worker).
+async fn wait_until_finished(
+    store: &Store,
+    identity: &str,
+    line: usize,
+    report: &mut ReplayReport,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + JOB_WAIT;
+    while our_job(store, identity).await?.is_some() {
+        if tokio::time::Instant::now() > deadline {
+            report.mismatches.push(format!("timeline.jsonl:{line}: {identity} did not finish within {JOB_WAIT:?}"));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
 }
@@ -219,6 +308,7 @@ fn compare(
     scenario: &Scenario,
     schema: &Schema,
     puts: &[(String, Vec<u8>)],
+    with_worker: bool,
     report: &mut ReplayReport,
 ) -> anyhow::Result<()> {
     // Our jobs by identity, our READ_COMPLETE states and snapshots as written.
@@ -258,7 +348,7 @@ fn compare(
             .iter()
             .map(|d| identity_of.get(d.as_str()).cloned().unwrap_or_else(|| d.clone()))
             .collect();
-        if !report.dependencies.check(expected_deps == our_deps) {
+        if !with_worker && !report.dependencies.check(expected_deps == our_deps) {
             report.mismatches.push(format!("job {wanted}: dependencies {our_deps:?}, expected {expected_deps:?}"));
         }
         if let Some(record) = recorded.get(&job_id) {

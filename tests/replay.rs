@@ -1,8 +1,11 @@
 //! Replays of every shared scenario at planner level on a real etcd match the corpus in every
 //! category (jobs, params, dependencies, READ_COMPLETE states, snapshots).
 
+mod support;
+
 use heat_reconciler::conformance::Scenario;
-use heat_reconciler::replay::replay;
+use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::replay::{ReplayOptions, replay};
 use heat_reconciler::schema::Schema;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -28,7 +31,7 @@ async fn every_shared_scenario_replays_without_a_mismatch() {
     let schema = Schema::shipped().expect("shipped schema");
     for dir in scenario_dirs() {
         let scenario = Scenario::new(&dir);
-        let report = replay(&scenario, &schema, None).await.expect("replay runs");
+        let report = replay(&scenario, &schema, ReplayOptions::default()).await.expect("replay runs");
         println!("{}:", scenario.name());
         for line in report.summary() {
             println!("  {line}");
@@ -61,4 +64,19 @@ fn replay_command_writes_the_report() {
     }
     assert_eq!(written["mismatches"], Value::Array(vec![]));
     std::fs::remove_file(report).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_balancer_scenario_converges_on_a_real_heat() {
+    let dir =
+        scenario_dirs().into_iter().find(|d| d.ends_with("05_load_balancer")).expect("05_load_balancer is shared");
+    let heat = HeatClient::new(Endpoint::NoAuth { base: support::heat_url() }).expect("heat client");
+    let options = ReplayOptions { heat: Some(heat), ..Default::default() };
+    let report = replay(&Scenario::new(&dir), &Schema::shipped().unwrap(), options).await.expect("replay runs");
+    for line in report.summary() {
+        println!("  {line}");
+    }
+    let converged = report.converged.clone().expect("a worker replay reports convergence");
+    assert!(converged.expected > 20 && converged.matched == converged.expected, "{converged:?}");
+    assert_eq!(report.failed(), 0, "{:?}", report.mismatches);
 }

@@ -3,6 +3,7 @@
 //! standalone Heat) or Keystone v3 ([`keystone`]).
 
 pub mod keystone;
+pub mod local;
 
 use keystone::Keystone;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,27 @@
+//! A local standalone Heat for `replay --worker heat` and `demo`: the project's
+//! `heat/start-heat.sh` (installs Heat from PyPI on first use, then starts it on loopback).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The port the project's local Heat listens on.
+pub const PORT: u16 = 18004;
+
+/// `HEAT_RECONCILER_HEAT_SCRIPT`, else `heat/start-heat.sh` of the source tree this was built from.
+fn script() -> PathBuf {
+    std::env::var_os("HEAT_RECONCILER_HEAT_SCRIPT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("heat/start-heat.sh"))
+}
+
+/// Starts the local Heat unless it runs already; returns its base URL.
+pub fn start() -> anyhow::Result<String> {
+    let script = script();
+    anyhow::ensure!(script.exists(), "{} not found (set HEAT_RECONCILER_HEAT_SCRIPT)", script.display());
+    tracing::info!(script = %script.display(), port = PORT, "starting the local standalone Heat (the first start installs it)");
+    let output = Command::new("bash").arg(&script).args(["--port", &PORT.to_string()]).output()?;
+    if !output.status.success() {
+        anyhow::bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(format!("http://127.0.0.1:{PORT}"))
+}
