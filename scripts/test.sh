@@ -11,4 +11,16 @@ if [ ! -d ../shared/conformance/scenarios ] && [ -z "${HEAT_RECONCILER_CONFORMAN
 fi
 
 bash scripts/prepare.sh
+
+# A real standalone Heat for the worker tests (installed from PyPI on first use). The tests start
+# it themselves if needed; starting it here keeps the install out of any test's time.
+heat_port=18004
+bash heat/start-heat.sh --port "$heat_port" >/dev/null
+cleanup() {
+  # The tests' Heat and the one the demo test starts.
+  bash heat/stop-heat.sh --port "$heat_port" >/dev/null 2>&1 || true
+  bash heat/stop-heat.sh --port 18104 >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
 cargo test --locked --all-targets

@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod conformance;
+pub mod demo;
 pub mod heat;
 pub mod mapping;
 pub mod planner;

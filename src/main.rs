@@ -34,7 +34,11 @@ enum Command {
         etcd_endpoints: Option<Vec<String>>,
     },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
-    Demo,
+    Demo {
+        /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that every record of a scenario directory decodes and re-encodes unchanged.
     CheckRecords {
         /// A scenario in the conformance layout (records/, watch/, timeline.jsonl).
@@ -188,15 +192,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(heat_reconciler::bench::planner(resources, &schema, etcd_endpoints))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo => {
-            // The planner, worker and monitor roles are the next issues; until they exist the
-            // pure core is all there is to run.
-            println!(
-                "heat-reconciler {}: the controller roles (planner, worker, monitor) are not built yet.",
-                env!("CARGO_PKG_VERSION")
-            );
-            println!("What works today: `check-records DIR`, `check-params DIR` and `import-schemas FILE --out DIR`.");
-            Ok(ExitCode::from(2))
+        Command::Demo { json } => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(heat_reconciler::demo::run(&schema, json))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::CheckRecords { dir } => {
             let report = check::check_scenario(&Scenario::new(&dir))?;

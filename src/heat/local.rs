@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The port the project's local Heat listens on.
-pub const PORT: u16 = 18004;
+/// The port of the local Heat the demo and `replay --worker heat` start afresh on every run
+/// (the tests share another, see `tests/support`).
+pub const PORT: u16 = 18104;
 
 /// `HEAT_RECONCILER_HEAT_SCRIPT`, else `heat/start-heat.sh` of the source tree this was built from.
 fn script() -> PathBuf {
@@ -14,12 +15,13 @@ fn script() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("heat/start-heat.sh"))
 }
 
-/// Starts the local Heat unless it runs already; returns its base URL.
+/// Starts the local Heat with no stacks (restarting it if it runs), so every run starts from
+/// the same place; returns its base URL.
 pub fn start() -> anyhow::Result<String> {
     let script = script();
     anyhow::ensure!(script.exists(), "{} not found (set HEAT_RECONCILER_HEAT_SCRIPT)", script.display());
     tracing::info!(script = %script.display(), port = PORT, "starting the local standalone Heat (the first start installs it)");
-    let output = Command::new("bash").arg(&script).args(["--port", &PORT.to_string()]).output()?;
+    let output = Command::new("bash").arg(&script).args(["--port", &PORT.to_string(), "--fresh"]).output()?;
     if !output.status.success() {
         anyhow::bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&output.stderr));
     }

@@ -1,0 +1,119 @@
+//! `demo`: the flagship load-balancer flow on a local etcd and a local standalone Heat. Gohan's
+//! writes of the example (the load balancer, its vnf_instance, load_balancer_conf and what they
+//! reference, then the interface update that brings the load balancer to version 2) are replayed
+//! from `demo/load_balancer/timeline.jsonl`; the planner and worker run in-process; every record
+//! is shown as it appears, and the demo ends once the load balancer's `/state` is at version 2.
+
+use crate::conformance::Scenario;
+use crate::heat::{Endpoint, HeatClient, local};
+use crate::protocol::{Record, RecordKind, ResourceKey, ResourceRoot};
+use crate::replay::{ReplayOptions, replay};
+use crate::schema::Schema;
+use crate::store::{LocalEtcd, WatchEvent, watch_prefix};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The example's Gohan writes: `HEAT_RECONCILER_DEMO_DIR`, else the source tree's `demo/load_balancer`.
+fn example() -> PathBuf {
+    std::env::var_os("HEAT_RECONCILER_DEMO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/load_balancer"))
+}
+
+/// The version the load balancer must reach.
+const TARGET_VERSION: u64 = 2;
+
+pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
+    let say = |text: String| {
+        if !json_lines {
+            println!("{text}");
+        }
+    };
+    say("starting a local etcd ...".into());
+    let etcd = LocalEtcd::start().await?;
+    say(format!("  etcd at {}", etcd.client_url));
+    say("starting the local standalone Heat (the first start installs it from PyPI) ...".into());
+    let heat_url = tokio::task::spawn_blocking(local::start).await??;
+    say(format!("  Heat at {heat_url}/v1/<tenant>"));
+    let store = etcd.connect().await?;
+    let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url })?;
+
+    let scenario = Scenario::new(example());
+    anyhow::ensure!(scenario.dir.join("timeline.jsonl").exists(), "the example is missing: {}", scenario.dir.display());
+    let options = ReplayOptions { etcd_endpoints: Some(etcd.endpoints()), heat: Some(heat) };
+    let schema_for_replay = schema.clone();
+    let flow = tokio::spawn(async move { replay(&scenario, &schema_for_replay, options).await });
+    say("writing the example's configuration as Gohan would; planner and worker running\n".into());
+
+    let started = Instant::now();
+    let mut events = watch_prefix(store.clone(), "/".to_owned());
+    let deadline = tokio::time::sleep(Duration::from_secs(600));
+    tokio::pin!(deadline);
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event.ok_or_else(|| anyhow::anyhow!("the etcd watch ended"))?,
+            _ = &mut deadline => anyhow::bail!("the load balancer did not reach version {TARGET_VERSION} within 10 minutes"),
+        };
+        let (key, value) = match event {
+            WatchEvent::Put(kv) => (kv.key.clone(), Some(kv.value)),
+            WatchEvent::Deleted { key, .. } => (key, None),
+            _ => continue,
+        };
+        let Some(kind) = RecordKind::of_key(&key) else { continue };
+        if matches!(kind, RecordKind::LeaderId | RecordKind::GohanLock | RecordKind::GohanWatchIndex) {
+            continue;
+        }
+        let record = value.as_deref().and_then(|bytes| Record::from_etcd(&key, bytes).ok());
+        if json_lines {
+            let value = record.as_ref().map(Record::to_value).unwrap_or(Value::Null);
+            println!("{}", json!({"key": key, "value": value}));
+        } else {
+            println!(
+                "{:>7.1}s  {:<6} {key}{}",
+                started.elapsed().as_secs_f64(),
+                if value.is_some() { "put" } else { "delete" },
+                record.as_ref().map(describe).unwrap_or_default()
+            );
+        }
+        if let Some(Record::State(state)) = &record
+            && ResourceKey::parse(&key)
+                .is_some_and(|k| k.root == ResourceRoot::State && k.prefix == "/v2.0/load_balancers")
+            && state.version >= TARGET_VERSION
+            && state.state.worker_state.ends_with("_COMPLETED")
+        {
+            say(format!(
+                "\nthe load balancer is at version {} ({}) after {:.1} s",
+                state.version,
+                state.state.worker_state,
+                started.elapsed().as_secs_f64()
+            ));
+            break;
+        }
+    }
+    flow.abort();
+    Ok(())
+}
+
+/// A short reading of a record for the progress display.
+fn describe(record: &Record) -> String {
+    match record {
+        Record::Config(config) => format!(
+            "  (config v{}{})",
+            config.version,
+            if config.marked_for_deletion { ", marked for deletion" } else { "" }
+        ),
+        Record::HeatTemplate(_, template) => format!("  (heat template {})", template.id),
+        Record::Snapshot(snapshot) => format!("  (snapshot v{})", snapshot.version),
+        Record::Job(job) => format!("  (job, {} dependencies)", job.job.dependency.len()),
+        Record::HeatStack(stack) => format!("  ({}, {} outputs)", stack.stack_status, stack.output.len()),
+        Record::JobState(state) => format!("  ({})", serde_json::to_string(state).unwrap_or_default()),
+        Record::State(state) => {
+            let error = if state.error.is_empty() { String::new() } else { format!(": {}", state.error) };
+            format!("  ({} v{}{error})", state.state.worker_state, state.version)
+        }
+        Record::Monitoring(monitoring) => format!("  ({})", serde_json::to_string(monitoring).unwrap_or_default()),
+        Record::Text(_, text) if !text.is_empty() => format!("  ({text})"),
+        _ => String::new(),
+    }
+}
