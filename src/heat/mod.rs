@@ -184,9 +184,7 @@ impl HeatClient {
         }
     }
 
-    /// Shows a stack. Polling should not `resolve_outputs`: resolving them reads every
-    /// resource's data, which races the engine mid-update (seen to wedge a standalone Heat's
-    /// update for good); read them once the stack has settled.
+    /// Shows a stack; polls should not `resolve_outputs` (see [`HeatClient::outputs`]).
     pub async fn show(&self, tenant: &str, stack: &StackRef, resolve_outputs: bool) -> Result<Stack, HeatError> {
         let query = if resolve_outputs { "" } else { "?resolve_outputs=False" };
         let path = format!("/stacks/{}/{}{query}", stack.name, stack.id);
@@ -196,6 +194,38 @@ impl HeatClient {
         }
         let envelope: StackEnvelope = response.json().await.map_err(transport)?;
         Ok(envelope.stack)
+    }
+
+    /// A settled stack's outputs with their values, through the outputs API: one call lists the
+    /// keys, one per key reads a value. (Showing the stack with its outputs resolved, then
+    /// updating it, left the update in progress for good on the standalone Heat, 24.x and 27.x
+    /// alike; the outputs API does not.)
+    pub async fn outputs(&self, tenant: &str, stack: &StackRef) -> Result<Vec<Map<String, Value>>, HeatError> {
+        let base = format!("/stacks/{}/{}/outputs", stack.name, stack.id);
+        let response = self.send(tenant, reqwest::Method::GET, &base, None::<&()>).await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(response).await);
+        }
+        let listed: Value = response.json().await.map_err(transport)?;
+        let keys: Vec<String> = listed["outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("output_key").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let mut outputs = Vec::with_capacity(keys.len());
+        for key in keys {
+            let response = self.send(tenant, reqwest::Method::GET, &format!("{base}/{key}"), None::<&()>).await?;
+            if !response.status().is_success() {
+                return Err(Self::fail(response).await);
+            }
+            let shown: Value = response.json().await.map_err(transport)?;
+            match shown.get("output") {
+                Some(Value::Object(output)) => outputs.push(output.clone()),
+                _ => return Err(HeatError::Protocol(format!("output `{key}` came back as {shown}"))),
+            }
+        }
+        Ok(outputs)
     }
 
     pub async fn create(&self, tenant: &str, request: &StackRequest) -> Result<StackRef, HeatError> {

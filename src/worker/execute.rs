@@ -197,9 +197,9 @@ async fn apply(
     if !settled.stack_status.ends_with("_COMPLETE") {
         return Err(Failed::Stack(Box::new(settled)));
     }
-    let shown = persist(deadline, patience, || heat.show(tenant, &stack, true)).await?;
-    let outputs = shown.outputs.iter().filter_map(|o| serde_json::from_value(Value::Object(o.clone())).ok()).collect();
-    Ok((shown, outputs))
+    let outputs = persist(deadline, patience, || heat.outputs(tenant, &stack)).await?;
+    let outputs = outputs.into_iter().filter_map(|o| serde_json::from_value(Value::Object(o)).ok()).collect();
+    Ok((settled, outputs))
 }
 
 async fn delete(
