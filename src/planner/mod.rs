@@ -8,6 +8,7 @@
 
 pub mod decide;
 pub mod live;
+pub mod retry;
 pub mod view;
 
 use crate::mapping::{Scope, Traversal, Workability, select_template};
@@ -17,6 +18,7 @@ use crate::protocol::{
 };
 use crate::schema::Schema;
 use crate::store::{KeyValue, Leadership, Store, StoreError, Txn, WatchEvent, campaign, watch_prefix};
+use retry::Retries;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,6 +33,11 @@ pub struct PlannerOptions {
     pub lease_ttl: Duration,
     /// How often resources whose planning failed are tried again.
     pub retry_interval: Duration,
+    /// How often everything is reconciled again from the planner's view, whatever the events.
+    pub resync_interval: Duration,
+    /// Backoff of a resource whose job failed: doubles from `retry_base` up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
 }
 
 impl PlannerOptions {
@@ -40,6 +47,9 @@ impl PlannerOptions {
             leader_key: JOB_MANAGER_ID_KEY.to_owned(),
             lease_ttl: Duration::from_secs(15),
             retry_interval: Duration::from_secs(2),
+            resync_interval: Duration::from_secs(60),
+            retry_base: Duration::from_secs(5),
+            retry_cap: Duration::from_secs(300),
         }
     }
 }
@@ -65,7 +75,7 @@ pub async fn run(
         };
         let mut planner = Planner::new(store.clone(), schema.clone(), &leadership, progress.clone());
         tokio::select! {
-            result = planner.lead(options.retry_interval) => {
+            result = planner.lead(&options) => {
                 tracing::error!(error = ?result.err(), "planner stopped; standing down");
             }
             _ = leadership.lease.lost() => tracing::warn!("leader lease lost; standing down"),
@@ -127,6 +137,8 @@ pub struct Planner<'l> {
     blocked: HashSet<ResourceId>,
     /// The error last reported in each blocked resource's `/state`, so it is written once.
     reported: BTreeMap<ResourceId, (u64, String)>,
+    /// Resources whose job failed (or was cancelled), to be planned again with backoff.
+    retries: Retries,
 }
 
 impl<'l> Planner<'l> {
@@ -139,12 +151,16 @@ impl<'l> Planner<'l> {
             view: View::default(),
             blocked: HashSet::new(),
             reported: BTreeMap::new(),
+            retries: Retries::new(Duration::from_secs(5), Duration::from_secs(300)),
         }
     }
 
-    async fn lead(&mut self, retry_interval: Duration) -> anyhow::Result<()> {
+    async fn lead(&mut self, options: &PlannerOptions) -> anyhow::Result<()> {
+        self.retries = Retries::new(options.retry_base, options.retry_cap);
         let mut events = watch_prefix(self.store.clone(), "/".to_owned());
-        let mut retry = tokio::time::interval(retry_interval);
+        let mut retry = tokio::time::interval(options.retry_interval);
+        let mut resync = tokio::time::interval(options.resync_interval);
+        resync.tick().await;
         loop {
             tokio::select! {
                 event = events.recv() => {
@@ -165,6 +181,13 @@ impl<'l> Planner<'l> {
                     for resource in self.blocked.clone() {
                         self.reconcile_resource(&resource).await?;
                     }
+                    for (resource, action) in self.retries.due() {
+                        self.retry_resource(&resource, action).await?;
+                    }
+                }
+                _ = resync.tick() => {
+                    tracing::debug!("periodic resync");
+                    self.react(Change::Relisted).await?;
                 }
             }
         }
@@ -189,6 +212,11 @@ impl<'l> Planner<'l> {
                 for job in finished {
                     self.finish_job(&job).await?;
                 }
+                let mut live: Vec<String> = self.view.live.values().map(|j| j.id.clone()).collect();
+                live.sort();
+                for job in live {
+                    self.requeue_if_orphaned(&job).await?;
+                }
                 self.release_waiting().await
             }
             Change::Config(resource) => {
@@ -203,7 +231,45 @@ impl<'l> Planner<'l> {
             }
             Change::Finished(job) => self.finish_job(&job).await,
             Change::JobGone(id) => self.release_waiters_of(&id).await,
+            Change::ClaimGone(id) => self.requeue_if_orphaned(&id).await,
         }
+    }
+
+    /// A live job that is in no queue (its worker died and its claim expired with the worker's
+    /// lease) goes back to ready, to be run again: every job step is safe to repeat.
+    async fn requeue_if_orphaned(&mut self, id: &str) -> Result<(), StoreError> {
+        let Some(job) = self.view.live.get(id) else { return Ok(()) };
+        let queued = self.view.waiting.contains(id)
+            || self.view.ready.contains(id)
+            || self.view.working.contains(id)
+            || self.view.finished.contains_key(id);
+        if queued {
+            return Ok(());
+        }
+        let handler = job.spec.handler.clone();
+        tracing::warn!(job = %id, "job lost its worker; queued again");
+        let mut writes = Writes::default();
+        writes.require_present(&JobQueue::All.key(id));
+        for queue in [JobQueue::Working, JobQueue::Finished, JobQueue::Ready, JobQueue::Waiting] {
+            writes.txn = std::mem::take(&mut writes.txn).if_absent(&queue.key(id));
+        }
+        writes.put(JobQueue::Ready.key(id), handler.into_bytes());
+        self.commit(writes).await.map(|_| ())
+    }
+
+    /// Plans a resource whose last job failed again, at its current config version, unless a
+    /// newer job already handles it.
+    async fn retry_resource(&mut self, resource: &ResourceId, action: Action) -> Result<(), StoreError> {
+        if self.view.live_job_of(resource).is_some() {
+            return Ok(());
+        }
+        let Some((Ok(config), _)) = self.view.configs.get(resource).cloned() else { return Ok(()) };
+        let snapshot = self.view.snapshots.get(resource).cloned();
+        let action = if config.marked_for_deletion { Action::LogicalDelete } else { action };
+        tracing::info!(resource = ?resource, version = config.version, attempt = self.retries.attempts(resource), "retrying after a failed job");
+        let previous = snapshot.as_ref().map(|(s, _)| s.body.clone());
+        let revision = snapshot.as_ref().map_or(0, |(_, rev)| *rev);
+        self.plan(resource, &config, action, previous, revision).await
     }
 
     /// Commits guarded by leadership; on success the view learns the writes at once.
@@ -434,9 +500,21 @@ impl<'l> Planner<'l> {
                 writes.put_json(state_key, &StateRecord::failed(spec.action, error, spec.version));
             }
         }
-        self.commit(writes).await?;
+        if !self.commit(writes).await? {
+            return Ok(());
+        }
         if let Some(job) = job {
             let resource = (job.spec.resource_type.clone(), job.spec.resource_id.clone());
+            if reason.is_empty() {
+                self.retries.forget(&resource);
+            } else {
+                let delay = self.retries.schedule(resource.clone(), job.spec.action);
+                tracing::warn!(resource = ?resource, ?delay, "job failed; the resource will be tried again");
+            }
+            for dependent in &cancelled {
+                let theirs = (dependent.spec.resource_type.clone(), dependent.spec.resource_id.clone());
+                self.retries.schedule(theirs, dependent.spec.action);
+            }
             if !self.view.configs.contains_key(&resource) {
                 self.config_gone(&resource).await?;
             }

@@ -21,6 +21,8 @@ pub enum Change {
     Config(ResourceId),
     Finished(String),
     JobGone(String),
+    /// A job's `/jobs/working` claim went away (finished, or its worker's lease expired).
+    ClaimGone(String),
 }
 
 /// A `/config` value that does not decode: why, and its version when that much could be read.
@@ -166,7 +168,10 @@ impl View {
                 }
                 JobQueue::Waiting => self.waiting.remove(id),
                 JobQueue::Ready => self.ready.remove(id),
-                JobQueue::Working => self.working.remove(id),
+                JobQueue::Working => {
+                    self.working.remove(id);
+                    return Some(Change::ClaimGone(id.to_owned()));
+                }
                 JobQueue::Finished => self.finished.remove(id).is_some(),
             };
             return None;
@@ -185,8 +190,8 @@ impl View {
                 Some(Change::Config(resource))
             }
             ResourceRoot::Snapshot => {
-                self.snapshots.remove(&resource);
-                None
+                // Deleting a snapshot asks for the current config to be applied again.
+                self.snapshots.remove(&resource).map(|_| Change::Config(resource))
             }
             _ => None,
         }

@@ -27,10 +27,15 @@ pub struct RunningPlanner {
 
 impl RunningPlanner {
     pub fn start(store: &Store, id: &str, ttl: Duration) -> Self {
-        let (progress_tx, progress) = watch::channel(0);
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let mut options = PlannerOptions::new(id);
         options.lease_ttl = ttl;
+        RunningPlanner::start_with(store, options)
+    }
+
+    /// Starts a planner with these options (retries every 300 ms whatever they say).
+    pub fn start_with(store: &Store, mut options: PlannerOptions) -> Self {
+        let (progress_tx, progress) = watch::channel(0);
+        let (shutdown, shutdown_rx) = watch::channel(false);
         options.retry_interval = Duration::from_millis(300);
         let schema = Schema::shipped().expect("shipped schema");
         let task = tokio::spawn(planner::run(store.clone(), schema, options, progress_tx, shutdown_rx));
