@@ -1,0 +1,131 @@
+//! Three `heat-reconciler run` processes against one etcd and one Heat: every job runs exactly
+//! once, and when the leading planner is killed another takes over within the lease TTL.
+
+mod support;
+
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+const NETWORK: &str = "heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  tenant_id: {type: string}
+resources:
+  label:
+    type: OS::Heat::Value
+    properties:
+      value: {get_param: name}
+outputs:
+  id:
+    description: The network id.
+    value: {get_attr: [label, value]}
+";
+
+struct Replica {
+    id: String,
+    child: Child,
+    log: PathBuf,
+}
+
+fn start_replica(id: &str, etcd: &str, heat: &str, dir: &std::path::Path) -> Replica {
+    let log = dir.join(format!("{id}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_heat-reconciler"))
+        .args(["run", "--etcd-endpoints", etcd, "--heat-url", heat, "--leader-ttl", "3", "--id", id])
+        .env("RUST_LOG", "heat_reconciler=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("replica starts");
+    Replica { id: id.to_owned(), child, log }
+}
+
+/// How many times any replica started a Heat call for each stack, by action word.
+fn heat_calls(replicas: &[Replica]) -> HashMap<(String, String), usize> {
+    let mut calls = HashMap::new();
+    for replica in replicas {
+        let text = std::fs::read_to_string(&replica.log).unwrap_or_default();
+        for line in text.lines() {
+            for word in ["CREATE STARTED", "MODIFY STARTED", "DELETE STARTED"] {
+                if let Some(rest) = line.split(word).nth(1)
+                    && let Some(stack) = rest.split("stack=").nth(1)
+                {
+                    *calls.entry((word.to_owned(), stack.trim().to_owned())).or_default() += 1;
+                }
+            }
+        }
+    }
+    calls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_run_every_job_once_and_survive_the_leader() {
+    let mut h = Harness::without_planner().await;
+    let template = json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": NETWORK,
+        "parameter_mappings": {"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"}});
+    let record = json!({"body": template.to_string(), "version": 1, "marked_for_deletion": false});
+    h.store.put("/config/v2.0/heat_templates/network", record.to_string()).await.unwrap();
+    let dir = std::env::temp_dir().join(unique("replicas"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let heat = heat_url();
+    let mut replicas: Vec<Replica> =
+        ["r1", "r2", "r3"].iter().map(|id| start_replica(id, &h.etcd.client_url, &heat, &dir)).collect();
+
+    let ids: Vec<String> = (0..24).map(|_| unique("net")).collect();
+    for id in &ids {
+        h.config("networks", json!({"id": id, "name": format!("{id}-v1"), "tenant_id": TENANT}), 1, false).await;
+    }
+    for id in &ids {
+        eventually(120, || async {
+            h.state("networks", id).await.filter(|s| s.version == 1 && s.state.worker_state == "CREATE_COMPLETED")
+        })
+        .await;
+    }
+
+    let leader = String::from_utf8(h.store.get("/job_manager_id").await.unwrap().expect("a leader").value).unwrap();
+    let position = replicas.iter().position(|r| r.id == leader).expect("the leader is one of ours");
+    let mut dead = replicas.remove(position);
+    dead.child.kill().unwrap();
+    let _ = dead.child.wait();
+    let killed = Instant::now();
+    let successor = eventually(15, || async {
+        let value = h.store.get("/job_manager_id").await.unwrap().map(|kv| String::from_utf8(kv.value).unwrap());
+        value.filter(|v| *v != leader)
+    })
+    .await;
+    let failover = killed.elapsed();
+    println!("leader {leader} killed; {successor} leads after {failover:?}");
+    assert!(failover < Duration::from_secs(3 * 2 + 2), "failover took {failover:?}");
+
+    for id in &ids[..12] {
+        h.config("networks", json!({"id": id, "name": format!("{id}-v2"), "tenant_id": TENANT}), 2, false).await;
+    }
+    for id in &ids[..12] {
+        eventually(120, || async {
+            h.state("networks", id).await.filter(|s| s.version == 2 && s.state.worker_state == "MODIFY_COMPLETED")
+        })
+        .await;
+    }
+    replicas.push(dead);
+    let calls = heat_calls(&replicas);
+    for id in &ids {
+        let stack = format!("network_{id}");
+        assert_eq!(calls.get(&("CREATE STARTED".to_owned(), stack.clone())), Some(&1), "{stack}: {calls:?}");
+    }
+    for id in &ids[..12] {
+        let stack = format!("network_{id}");
+        assert_eq!(calls.get(&("MODIFY STARTED".to_owned(), stack.clone())), Some(&1), "{stack}");
+    }
+    let total: usize = calls.values().sum();
+    println!("{} Heat calls for {} jobs across 3 replicas", total, ids.len() + 12);
+    assert_eq!(total, ids.len() + 12, "no job ran twice, no stray Heat call");
+    for replica in &mut replicas {
+        let _ = replica.child.kill();
+        let _ = replica.child.wait();
+    }
+    assert!(h.store.list("/jobs/").await.unwrap().0.is_empty(), "no leftovers in /jobs");
+    std::fs::remove_dir_all(dir).ok();
+}
