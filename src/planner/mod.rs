@@ -76,7 +76,11 @@ pub async fn run(
         let mut planner = Planner::new(store.clone(), schema.clone(), &leadership, progress.clone());
         tokio::select! {
             result = planner.lead(&options) => {
+                // Give the lead up at once (a standby need not wait for the TTL); whoever leads
+                // next starts from a fresh list, as after any restart.
                 tracing::error!(error = ?result.err(), "planner stopped; standing down");
+                leadership.resign().await;
+                continue;
             }
             _ = leadership.lease.lost() => tracing::warn!("leader lease lost; standing down"),
             _ = shut_down(&mut shutdown) => {

@@ -11,6 +11,9 @@ pub struct LocalEtcd {
     /// `None` while stopped.
     child: Option<Child>,
     data_dir: PathBuf,
+    /// Member name and the `--initial-cluster` it was started with.
+    name: String,
+    initial_cluster: String,
     pub client_url: String,
     pub peer_url: String,
 }
@@ -32,20 +35,56 @@ impl LocalEtcd {
         let _ = std::fs::remove_dir_all(&data_dir);
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let mut etcd = LocalEtcd { child: None, data_dir, client_url, peer_url };
+        let initial_cluster = format!("local={peer_url}");
+        let mut etcd = LocalEtcd { child: None, data_dir, name: "local".into(), initial_cluster, client_url, peer_url };
         etcd.spawn()?;
         etcd.wait_ready().await?;
         Ok(etcd)
     }
 
+    /// Starts a cluster of `size` members on loopback and waits until every member answers.
+    pub async fn start_cluster(size: usize) -> Result<Vec<LocalEtcd>, StoreError> {
+        let io = |e: std::io::Error| StoreError::Other(format!("starting etcd: {e}"));
+        // Hold every listener until all ports are chosen, so none is picked twice.
+        let listeners: Vec<TcpListener> =
+            (0..size * 2).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>().map_err(io)?;
+        let ports: Vec<u16> =
+            listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>().map_err(io)?;
+        drop(listeners);
+        let peer = |n: usize| format!("http://127.0.0.1:{}", ports[2 * n + 1]);
+        let initial_cluster: Vec<String> = (0..size).map(|n| format!("m{n}={}", peer(n))).collect();
+        let initial_cluster = initial_cluster.join(",");
+        let mut members = Vec::with_capacity(size);
+        for n in 0..size {
+            let data_dir =
+                std::env::temp_dir().join(format!("heat-reconciler-etcd-{}-{}-m{n}", std::process::id(), ports[0]));
+            let _ = std::fs::remove_dir_all(&data_dir);
+            let mut member = LocalEtcd {
+                child: None,
+                data_dir,
+                name: format!("m{n}"),
+                initial_cluster: initial_cluster.clone(),
+                client_url: format!("http://127.0.0.1:{}", ports[2 * n]),
+                peer_url: peer(n),
+            };
+            member.spawn()?;
+            members.push(member);
+        }
+        // A member answers only once a quorum has formed, so every one is started first.
+        for member in &mut members {
+            member.wait_ready().await?;
+        }
+        Ok(members)
+    }
+
     fn spawn(&mut self) -> Result<(), StoreError> {
         let binary = std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".into());
         let child = Command::new(&binary)
-            .args(["--name", "local", "--data-dir"])
+            .args(["--name", &self.name, "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen-client-urls", &self.client_url, "--advertise-client-urls", &self.client_url])
             .args(["--listen-peer-urls", &self.peer_url, "--initial-advertise-peer-urls", &self.peer_url])
-            .args(["--initial-cluster", &format!("local={}", self.peer_url)])
+            .args(["--initial-cluster", &self.initial_cluster])
             .args(["--auto-compaction-retention", "1h", "--log-level", "error"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -68,6 +68,34 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
+/// Runs an etcd call again while it fails before reaching any member (a stopped member of a
+/// cluster refuses the connection; the client then picks another). A call that may have reached
+/// etcd is never repeated here: its caller decides.
+async fn unsent_retried<T, F, Fut>(mut call: F) -> Result<T, etcd_client::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let mut delay = std::time::Duration::from_millis(20);
+    for _ in 0..8 {
+        match call().await {
+            Err(e) if never_sent(&e) => {
+                tracing::debug!(error = %e, "etcd member unreachable; trying again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
+/// A connection that could not be made: the request never left.
+fn never_sent(error: &etcd_client::Error) -> bool {
+    let text = format!("{error:?}");
+    text.contains("ConnectError") || text.contains("tcp connect error")
+}
+
 impl Store {
     pub async fn connect(endpoints: &[String]) -> Result<Store, StoreError> {
         let options = etcd_client::ConnectOptions::new()
@@ -81,14 +109,14 @@ impl Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let response = self.client.clone().get(key, None).await?;
+        let response = unsent_retried(|| async { self.client.clone().get(key, None).await }).await?;
         response.kvs().first().map(KeyValue::from_etcd).transpose()
     }
 
     /// Every key under `prefix` at one revision, fetched in pages; returns that revision.
     pub async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
         let end = prefix_end(prefix);
-        let mut client = self.client.clone();
+        let client = self.client.clone();
         let mut items = Vec::new();
         let mut start = prefix.as_bytes().to_vec();
         let mut revision = 0;
@@ -98,7 +126,8 @@ impl Store {
                 // Later pages read the revision of the first, so the list is one consistent cut.
                 options = options.with_revision(revision);
             }
-            let response = client.get(start.clone(), Some(options)).await?;
+            let response =
+                unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await }).await?;
             if revision == 0 {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
             }
@@ -117,26 +146,30 @@ impl Store {
 
     /// Puts one key; returns the revision it was written at.
     pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, StoreError> {
-        let response = self.client.clone().put(key, value, None).await?;
+        let value = value.into();
+        let response = unsent_retried(|| async { self.client.clone().put(key, value.clone(), None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Deletes one key; returns the revision after the delete.
     pub async fn delete(&self, key: &str) -> Result<i64, StoreError> {
-        let response = self.client.clone().delete(key, None).await?;
+        let response = unsent_retried(|| async { self.client.clone().delete(key, None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Runs a transaction; `Ok(None)` when its conditions did not hold, else the revision.
     pub async fn commit(&self, txn: Txn) -> Result<Option<i64>, StoreError> {
-        let response = self.client.clone().txn(txn.into_etcd()).await?;
+        let txn = txn.into_etcd();
+        let response = unsent_retried(|| async { self.client.clone().txn(txn.clone()).await }).await?;
         let revision = response.header().map(|h| h.revision()).unwrap_or_default();
         Ok(response.succeeded().then_some(revision))
     }
 
     /// The current revision of the store.
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        let response = self.client.clone().get("\0", Some(GetOptions::new().with_count_only())).await?;
+        let response =
+            unsent_retried(|| async { self.client.clone().get("\0", Some(GetOptions::new().with_count_only())).await })
+                .await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 

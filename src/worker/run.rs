@@ -87,9 +87,7 @@ pub async fn run(
                         let context = context.clone();
                         let done = done_tx.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = context.process(&job_id, &reservation).await {
-                                tracing::error!(job = %job_id, error = %e, "job interrupted; it will be taken up again");
-                            }
+                            context.run_to_end(&job_id, &reservation).await;
                             drop(permit);
                             let _ = done.send(()).await;
                         });
@@ -119,6 +117,11 @@ fn apply_ready(ready: &mut BTreeSet<String>, event: WatchEvent, handler: &str) {
     }
 }
 
+/// The job's `/jobs/working` claim is no longer ours.
+#[derive(Debug, thiserror::Error)]
+#[error("lost the claim {0}")]
+struct LostClaim(&'static str);
+
 struct Context {
     store: Store,
     schema: Schema,
@@ -144,7 +147,37 @@ impl Context {
             .if_absent(&working)
             .put_leased(&working, reservation.clone(), lease)
             .delete(&ready);
-        Ok(self.store.commit(txn).await?.map(|_| reservation))
+        match self.store.commit(txn).await {
+            Ok(applied) => Ok(applied.map(|_| reservation)),
+            // The answer was lost, not necessarily the write: the claim is ours if it holds our id.
+            Err(e) => match self.store.get(&working).await {
+                Ok(Some(kv)) if kv.value == reservation.as_bytes() => Ok(Some(reservation)),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Runs a claimed job until it is reported or the claim is lost. A failure to reach etcd
+    /// mid-job is retried: every step is safe to repeat.
+    async fn run_to_end(&self, job_id: &str, reservation: &str) {
+        let mut backoff = crate::store::watcher::Backoff::default();
+        for attempt in 1.. {
+            match self.process(job_id, reservation).await {
+                Ok(()) => return,
+                Err(e) if e.downcast_ref::<LostClaim>().is_some() => {
+                    tracing::warn!(job = %job_id, "claim lost; another worker will run the job");
+                    return;
+                }
+                Err(e) if attempt >= 10 => {
+                    tracing::error!(job = %job_id, error = %e, "job interrupted; it runs again once the claim expires");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job_id, error = %e, attempt, "job interrupted; running it again");
+                    backoff.wait().await;
+                }
+            }
+        }
     }
 
     async fn process(&self, job_id: &str, reservation: &str) -> anyhow::Result<()> {
@@ -164,7 +197,7 @@ impl Context {
         tracing::info!(job = %job_id, "Checking job status");
         let started = serde_json::to_vec(&JobState::Started)?;
         if self.store.commit(Txn::new().if_value(&working, reservation).put(&job_state_key, started)).await?.is_none() {
-            anyhow::bail!("lost the claim before starting");
+            return Err(LostClaim("before starting").into());
         }
         let outcome = match self.prepare(&job).await {
             Ok(prepared) => execute(&self.heat, &prepared.stack, self.options.patience, &prepared.secrets).await,
@@ -298,7 +331,7 @@ impl Context {
         let state_key = types.key(ResourceRoot::State, &spec.resource_type, &spec.resource_id)?;
         results = results.put(&state_key, serde_json::to_vec(&outcome.state)?);
         if self.store.commit(results).await?.is_none() {
-            anyhow::bail!("lost the claim before reporting");
+            return Err(LostClaim("before reporting").into());
         }
         let marker = outcome.failure.unwrap_or_default();
         let finish = Txn::new()
@@ -307,7 +340,7 @@ impl Context {
             .delete(&working)
             .delete(job_state_key);
         if self.store.commit(finish).await?.is_none() {
-            anyhow::bail!("lost the claim before marking the job finished");
+            return Err(LostClaim("before marking the job finished").into());
         }
         Ok(())
     }

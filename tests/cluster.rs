@@ -1,0 +1,83 @@
+//! etcd as a 3-member cluster on loopback: with every endpoint given, the planner and the worker
+//! keep converging resources while one member is stopped.
+
+mod support;
+
+use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::protocol::{ConfigRecord, Record};
+use heat_reconciler::schema::Schema;
+use heat_reconciler::store::{LocalEtcd, Store};
+use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
+use serde_json::json;
+use std::time::Duration;
+use support::*;
+use tokio::sync::watch;
+
+const NETWORK: &str = "heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  tenant_id: {type: string}
+resources:
+  label:
+    type: OS::Heat::Value
+    properties:
+      value: {get_param: name}
+outputs:
+  id:
+    value: {get_attr: [label, value]}
+";
+
+async fn converged(store: &Store, id: &str) -> bool {
+    let Ok(Some(kv)) = store.get(&format!("/state/v2.0/networks/{id}")).await else { return false };
+    matches!(Record::from_etcd(&kv.key, &kv.value), Ok(Record::State(s)) if s.state.worker_state == "CREATE_COMPLETED")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_continues_with_one_member_stopped() {
+    let mut members = LocalEtcd::start_cluster(3).await.expect("a 3-member cluster starts");
+    let endpoints: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
+    let store = Store::connect(&endpoints).await.expect("cluster connects");
+    let template = json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": NETWORK,
+        "parameter_mappings": {"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"}});
+    store
+        .put(
+            "/config/v2.0/heat_templates/network",
+            serde_json::to_vec(&ConfigRecord::new(body(template), 1, false)).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let _planner = RunningPlanner::start(&store, "planner", Duration::from_secs(3));
+    let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
+    let patience =
+        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
+    let (_stop, shutdown) = watch::channel(false);
+    let options = WorkerOptions { patience, lease_ttl: Duration::from_secs(10), ..Default::default() };
+    tokio::spawn(worker::run(store.clone(), Schema::shipped().unwrap(), heat, options, shutdown));
+
+    let write = |id: String| {
+        let store = store.clone();
+        async move {
+            let record = ConfigRecord::new(body(json!({"id": id, "name": id, "tenant_id": TENANT})), 1, false);
+            let value = serde_json::to_vec(&record).unwrap();
+            // Like Gohan, retry while the cluster elects a new leader.
+            eventually(30, || async { store.put(&format!("/config/v2.0/networks/{id}"), value.clone()).await.ok() })
+                .await;
+        }
+    };
+    let before: Vec<String> = (0..6).map(|_| unique("net")).collect();
+    for id in &before {
+        write(id.clone()).await;
+    }
+    // Stop the first member: the one a client tries first.
+    members[0].stop();
+    let after: Vec<String> = (0..6).map(|_| unique("net")).collect();
+    for id in &after {
+        write(id.clone()).await;
+    }
+    for id in before.iter().chain(&after) {
+        eventually(90, || async { converged(&store, id).await.then_some(()) }).await;
+    }
+    // The finished markers follow the states; the planner then clears /jobs.
+    eventually(30, || async { store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
+}
