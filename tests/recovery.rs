@@ -119,3 +119,54 @@ async fn changes_made_while_the_planner_was_cut_off_and_compacted_away_are_plann
         assert!(planned.iter().any(|j| j.spec.resource_id == format!("n{n}")), "n{n} planned");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_deleted_behind_our_back_is_created_again() {
+    let mut h = Harness::without_planner().await;
+    let template = "heat_template_version: 2013-05-23\nparameters:\n  name: {type: string}\n  tenant_id: {type: string}\n\
+        resources:\n  fine:\n    type: OS::Heat::Value\n    properties: {value: {get_param: name}}\n";
+    let record = json!({"body": json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": template,
+        "parameter_mappings": {"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"}}).to_string(),
+        "version": 1, "marked_for_deletion": false});
+    h.store.put("/config/v2.0/heat_templates/network", record.to_string()).await.unwrap();
+    h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
+    let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
+    let patience =
+        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
+    let (_stop, shutdown) = watch::channel(false);
+    tokio::spawn(worker::run(
+        h.store.clone(),
+        Schema::shipped().unwrap(),
+        heat.clone(),
+        WorkerOptions { patience, ..Default::default() },
+        shutdown,
+    ));
+
+    let id = unique("net");
+    h.config("networks", network(&id), 1, false).await;
+    eventually(60, || async { h.state("networks", &id).await.filter(|s| s.state.worker_state == "CREATE_COMPLETED") })
+        .await;
+    eventually(30, || async { h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
+    let schema = Schema::shipped().unwrap();
+    assert_eq!(
+        heat_reconciler::worker::drift::check(&h.store, &schema, &heat).await.unwrap(),
+        0,
+        "nothing drifted yet"
+    );
+
+    // Someone deletes the stack in Heat directly.
+    let name = format!("network_{id}");
+    let stack = heat.find(TENANT, &name).await.unwrap().expect("the stack exists");
+    heat.delete(TENANT, &stack).await.unwrap();
+    eventually(30, || async { heat.find(TENANT, &name).await.unwrap().is_none().then_some(()) }).await;
+
+    assert_eq!(heat_reconciler::worker::drift::check(&h.store, &schema, &heat).await.unwrap(), 1);
+    eventually(60, || async { heat.find(TENANT, &name).await.unwrap() }).await;
+    let state = eventually(60, || async {
+        let state = h.state("networks", &id).await?;
+        (state.state.worker_state == "CREATE_COMPLETED" && h.store.list("/jobs/").await.unwrap().0.is_empty())
+            .then_some(state)
+    })
+    .await;
+    assert_eq!(state.version, 1, "the same config version, applied again");
+}

@@ -1,6 +1,7 @@
 //! The worker role (the original's HeatWorker): claim ready jobs, render their templates, drive
 //! Heat, and report heat_stacks → job_state → state, then the finished marker.
 
+pub mod drift;
 pub mod execute;
 pub mod render;
 pub mod resolve;
