@@ -16,11 +16,22 @@ bash scripts/prepare.sh
 # it themselves if needed; starting it here keeps the install out of any test's time.
 heat_port=18004
 bash heat/start-heat.sh --port "$heat_port" >/dev/null
+# A real Keystone for tests/keystone.rs (installed from PyPI on first use), with the arguments that
+# test gives it, so the test finds it running: its catalog points at the tests' Heat, and tokens
+# live 320 s so that the test sees one renewed (the client renews five minutes before expiry).
+keystone_port=18005
 cleanup() {
-  # The tests' Heat and the one the demo test starts.
+  # The tests' Heat, the one the demo test starts, the Keystone, and the Heat whose database
+  # tests/heat_failure.rs breaks (it stops that one itself unless it was killed).
   bash heat/stop-heat.sh --port "$heat_port" >/dev/null 2>&1 || true
   bash heat/stop-heat.sh --port 18104 >/dev/null 2>&1 || true
+  bash keystone/stop-keystone.sh --port "$keystone_port" >/dev/null 2>&1 || true
+  failing_state=${TMPDIR:-/tmp}/heat-reconciler-heat-failure-18204
+  chattr -i "$failing_state/heat.sqlite" >/dev/null 2>&1 || true
+  bash heat/stop-heat.sh --port 18204 --state-dir "$failing_state" --purge >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+bash keystone/start-keystone.sh --port "$keystone_port" --heat-url "http://127.0.0.1:$heat_port" \
+  --token-expiration 320 >/dev/null
 
 cargo test --locked --all-targets

@@ -1,0 +1,253 @@
+//! The worker against a real Heat whose database fails, as in the corpus's failed run (Heat's
+//! MySQL was down and Heat answered `HTTPInternalServerError`). A second standalone Heat of its own
+//! runs on [`PORT`]; its sqlite database is broken underneath the running Heat in two ways a real
+//! outage does:
+//!
+//! * **read-only** (`chattr +i` on the database file, as a disk remounted read-only): reads work,
+//!   so the worker finds no stack / the existing stack, and Heat answers the create or the update
+//!   with 500 ("attempt to write a readonly database" in its log);
+//! * **gone** (the file replaced by a directory, as an unreachable database): every call is 500,
+//!   the worker's first lookup included.
+//!
+//! `chattr +i` needs root (CAP_LINUX_IMMUTABLE) on a file system with inode flags (ext4, xfs,
+//! btrfs): the project's machines and CI run as root on ext4. Without it the test fails; it skips
+//! nothing.
+
+mod support;
+
+use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::protocol::{HeatStackRecord, Record, StateRecord};
+use heat_reconciler::schema::Schema;
+use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+use tokio::sync::watch;
+
+/// The failing Heat's port (the tests' shared Heat is on 18004, the demo's on 18104).
+const PORT: u16 = 18204;
+
+/// Heat's explanation of every 500 (`heat.api.middleware.fault`).
+const EXPLANATION: &str = "The server has either erred or is incapable of performing the requested operation.";
+
+const NETWORK: &str = "heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  tenant_id: {type: string}
+resources:
+  label:
+    type: OS::Heat::Value
+    properties:
+      value: {get_param: name}
+outputs:
+  id:
+    description: The network id.
+    value: {get_attr: [label, value]}
+";
+
+/// A standalone Heat of this test's own, with its state (config, sqlite database) in a folder we
+/// know, so its database can be broken under it. Dropping it stops it and deletes that folder.
+struct FailingHeat {
+    state_dir: PathBuf,
+    /// Held until the Heat is stopped: a second test process (another `cargo test` on this
+    /// machine) waits instead of restarting this Heat under us.
+    _lock: std::fs::File,
+}
+
+impl FailingHeat {
+    fn start() -> FailingHeat {
+        let lock =
+            std::fs::File::create(std::env::temp_dir().join(format!("heat-reconciler-heat-failure-{PORT}.lock")))
+                .expect("lock file");
+        lock.lock().expect("lock");
+        let state_dir = std::env::temp_dir().join(format!("heat-reconciler-heat-failure-{PORT}"));
+        let heat = FailingHeat { state_dir, _lock: lock };
+        // A run that died mid-test may have left the database immutable, which `--fresh` could
+        // not delete.
+        heat.set_writable(true, false);
+        heat.restore_database();
+        let output = Command::new("bash")
+            .arg(script("heat/start-heat.sh"))
+            .args(["--port", &PORT.to_string(), "--fresh", "--state-dir"])
+            .arg(&heat.state_dir)
+            .output()
+            .expect("start-heat.sh runs");
+        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("http://127.0.0.1:{PORT}/v1/admin"));
+        heat
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{PORT}")
+    }
+
+    fn database(&self) -> PathBuf {
+        self.state_dir.join("heat.sqlite")
+    }
+
+    /// `chattr -i` / `chattr +i` on the database file: an immutable file cannot be opened for
+    /// writing, even by root, so sqlite falls back to read-only and every write fails.
+    fn set_writable(&self, writable: bool, must: bool) {
+        if !self.database().is_file() {
+            return;
+        }
+        let flag = if writable { "-i" } else { "+i" };
+        let output = Command::new("chattr").arg(flag).arg(self.database()).output();
+        if must {
+            let output = output.expect("chattr runs (e2fsprogs)");
+            assert!(
+                output.status.success(),
+                "chattr {flag} {} failed (it needs root on ext4/xfs/btrfs): {}",
+                self.database().display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
+    /// The database becomes unreachable: its files move aside and a directory takes its path.
+    fn lose_database(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = self.state_dir.join(format!("heat.sqlite{suffix}"));
+            if file.exists() {
+                std::fs::rename(&file, self.state_dir.join(format!("lost.sqlite{suffix}"))).expect("move aside");
+            }
+        }
+        std::fs::create_dir(self.database()).expect("a directory where the database was");
+    }
+
+    fn restore_database(&self) {
+        if self.database().is_dir() {
+            std::fs::remove_dir(self.database()).expect("remove the directory");
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let lost = self.state_dir.join(format!("lost.sqlite{suffix}"));
+            if lost.exists() {
+                std::fs::rename(&lost, self.state_dir.join(format!("heat.sqlite{suffix}"))).expect("move back");
+            }
+        }
+    }
+}
+
+impl Drop for FailingHeat {
+    fn drop(&mut self) {
+        self.set_writable(true, false);
+        let _ = Command::new("bash")
+            .arg(script("heat/stop-heat.sh"))
+            .args(["--port", &PORT.to_string(), "--purge", "--state-dir"])
+            .arg(&self.state_dir)
+            .output();
+    }
+}
+
+fn script(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Replaces a test template's `template_file`, keeping its mappings.
+async fn set_template(h: &Harness, id: &str, text: &str) {
+    let key = format!("/config/v2.0/heat_templates/{id}");
+    let kv = h.store.get(&key).await.unwrap().expect("template exists");
+    let mut record: Value = serde_json::from_slice(&kv.value).unwrap();
+    let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    body["template_file"] = json!(text);
+    record["body"] = json!(body.to_string());
+    h.store.put(&key, serde_json::to_vec(&record).unwrap()).await.unwrap();
+}
+
+fn network(id: &str, name: &str) -> Value {
+    json!({"id": id, "name": name, "tenant_id": TENANT})
+}
+
+async fn settled(h: &Harness, id: &str, version: u64) -> StateRecord {
+    eventually(60, || async {
+        h.state("networks", id).await.filter(|s| s.version == version && !s.state.worker_state.is_empty())
+    })
+    .await
+}
+
+async fn heat_stack(h: &Harness, id: &str) -> Option<HeatStackRecord> {
+    let kv = h.store.get(&format!("/esi-worker/heat_stacks/v2.0/networks/{id}")).await.unwrap()?;
+    match Record::from_etcd(&kv.key, &kv.value).unwrap() {
+        Record::HeatStack(r) => Some(r),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn queues_drained(h: &Harness) {
+    eventually(30, || async { h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
+    assert!(h.store.list("/esi-worker/job_state/").await.unwrap().0.is_empty(), "job_state left behind");
+}
+
+/// The state of a job Heat refused with a 500: `<ACTION>_FAILED`, `<ACTION>_ERROR`, and the error
+/// as the original worker wrote it, `HTTPInternalServerError: <Heat's JSON body>`.
+fn assert_internal_server_error(state: &StateRecord, action: &str, heat_error_type: &str) {
+    assert_eq!(state.state.worker_state, format!("{action}_FAILED"), "{}", state.error);
+    assert_eq!(state.state.orchestration_state.as_deref(), Some(format!("{action}_ERROR").as_str()));
+    assert_eq!(state.state.heat_outputs, Some(Vec::new()));
+    let body = state.error.strip_prefix("HTTPInternalServerError: ").unwrap_or_else(|| panic!("{}", state.error));
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("Heat's JSON body ({e}): {body}"));
+    assert_eq!(body["code"], json!(500));
+    assert_eq!(body["explanation"], json!(EXPLANATION));
+    assert_eq!(body["error"]["type"], json!(heat_error_type), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heat_database_outage_fails_the_job_with_heats_500() {
+    let failing = FailingHeat::start();
+    let mut h = Harness::without_planner().await;
+    h.template("network", json!({"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"})).await;
+    set_template(&h, "network", NETWORK).await;
+    h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
+    let heat = HeatClient::new(Endpoint::NoAuth { base: failing.base() }).expect("heat client");
+    let (stop_worker, shutdown) = watch::channel(false);
+    let patience =
+        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
+    let options = WorkerOptions { patience, ..Default::default() };
+    let worker =
+        tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat.clone(), options, shutdown));
+
+    // While the database is healthy: a stack to modify later.
+    let existing = unique("net");
+    h.config("networks", network(&existing, "blue"), 1, false).await;
+    let state = settled(&h, &existing, 1).await;
+    assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{}", state.error);
+    queues_drained(&h).await;
+
+    // The database turns read-only: lookups still work, writes fail.
+    failing.set_writable(false, true);
+    let refused = unique("net");
+    h.config("networks", network(&refused, "red"), 1, false).await;
+    h.config("networks", network(&existing, "green"), 2, false).await;
+    let state = settled(&h, &refused, 1).await;
+    assert_internal_server_error(&state, "CREATE", "OperationalError");
+    assert!(heat_stack(&h, &refused).await.is_none(), "Heat gave no stack status: no heat_stacks record");
+    assert_eq!(heat.find(TENANT, &format!("network_{refused}")).await.unwrap(), None, "the lookup worked, no stack");
+    let state = settled(&h, &existing, 2).await;
+    assert_internal_server_error(&state, "MODIFY", "OperationalError");
+    let kept = heat_stack(&h, &existing).await.expect("the create's heat_stacks record");
+    assert_eq!((kept.stack_status.as_str(), kept.output[0].output_value.clone()), ("CREATE_COMPLETE", json!("blue")));
+    queues_drained(&h).await;
+
+    // The database is gone altogether: the worker's first lookup already gets the 500.
+    failing.set_writable(true, true);
+    failing.lose_database();
+    let unreachable = unique("net");
+    h.config("networks", network(&unreachable, "black"), 1, false).await;
+    let state = settled(&h, &unreachable, 1).await;
+    assert_internal_server_error(&state, "CREATE", "DBNonExistentDatabase");
+    queues_drained(&h).await;
+
+    // The database is back: the next version of the refused resource goes through.
+    failing.restore_database();
+    h.config("networks", network(&refused, "red"), 2, false).await;
+    let state = settled(&h, &refused, 2).await;
+    assert!(state.state.worker_state.ends_with("_COMPLETED"), "{state:?}");
+    assert_eq!(heat_stack(&h, &refused).await.expect("heat_stacks").output[0].output_value, json!("red"));
+    queues_drained(&h).await;
+
+    let _ = stop_worker.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    drop(failing);
+}
