@@ -74,6 +74,15 @@ async fn world(patience: Patience) -> World {
     set_template(&h, "load_balancer", "heat_template_version: 2013-05-23\n{% for x in %}\n").await;
     h.template("firewall_config", json!({"server": "Mvnf_instance:vnf_instance_id:server_id"})).await;
     set_template(&h, "firewall_config", NETWORK).await;
+    // A type whose job waits for a subnet's (its param reads the subnet's output).
+    h.template("vpn_gateway", json!({"name": "Pid", "tenant_id": "Ptenant_id", "net": "Msubnet:subnet_id:network_id"}))
+        .await;
+    set_template(
+        &h,
+        "vpn_gateway",
+        &NETWORK.replace("  tenant_id: {type: string}", "  tenant_id: {type: string}\n  net: {type: string}"),
+    )
+    .await;
 
     h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).expect("heat client");
@@ -199,19 +208,30 @@ async fn outputs_flow_to_dependents_and_jinja_renders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_stack_is_reported_with_its_status() {
+async fn a_failed_stack_is_reported_and_its_dependents_cancelled() {
     let mut w = world(fast()).await;
-    let (net, sub) = (unique("net"), unique("sub"));
+    let (net, sub, gw) = (unique("net"), unique("sub"), unique("gw"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
     w.settled("networks", &net, 1).await;
-    w.h.config("subnets", subnet(&sub, &net, json!(true), 0), 1, false).await;
+    // The subnet's stack fails after a wait; the gateway's job waits for it meanwhile.
+    w.h.config("subnets", subnet(&sub, &net, json!(true), 1), 1, false).await;
+    w.h.config("vpn_gateways", json!({"id": gw, "tenant_id": TENANT, "subnet_id": sub}), 1, false).await;
     let state = w.settled("subnets", &sub, 1).await;
     assert_eq!(state.state.worker_state, "CREATE_FAILED");
     assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_ERROR"));
     assert!(state.error.contains("CREATE_FAILED") && state.error.contains("Test Resource failed"), "{}", state.error);
     let stack = w.heat_stack("subnets", &sub).await.expect("a stack status was obtained");
     assert_eq!(stack.stack_status, "CREATE_FAILED");
-    w.queues_drained().await;
+    let cancelled = w.settled("vpn_gateways", &gw, 1).await;
+    assert_eq!(cancelled.state.worker_state, "CREATE_FAILED");
+    assert!(
+        cancelled.error.contains(&format!("create:heat_worker:subnet:{sub}:1:"))
+            && cancelled.error.contains("Test Resource failed"),
+        "{}",
+        cancelled.error
+    );
+    assert!(w.heat_stack("vpn_gateways", &gw).await.is_none(), "the cancelled job never reached Heat");
+    let _ = w.stop_worker.send(true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
