@@ -9,6 +9,7 @@
 //! * [`conformance`] — reading the corpus layout and checking records against the contract.
 
 pub mod bench;
+pub mod chaos;
 pub mod conformance;
 pub mod demo;
 pub mod heat;

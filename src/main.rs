@@ -65,6 +65,31 @@ enum Command {
         #[arg(long)]
         heat_url: Option<String>,
     },
+    /// Kill controllers at random, restart etcd, stop Heat, on a scenario of many resources; then
+    /// check that every resource converged exactly once (exit status 1 if not).
+    Chaos {
+        /// How many resources (a fifth networks, two fifths subnets, the rest ports).
+        #[arg(long, default_value_t = 200)]
+        resources: usize,
+        /// How long controllers are killed (config writes and both faults fall within it).
+        #[arg(long, default_value = "90s", value_parser = heat_reconciler::chaos::parse_duration)]
+        duration: std::time::Duration,
+        /// How long Heat is down.
+        #[arg(long, default_value = "25s", value_parser = heat_reconciler::chaos::parse_duration)]
+        heat_outage: std::time::Duration,
+        /// How long to wait for convergence after the chaos.
+        #[arg(long, default_value = "300s", value_parser = heat_reconciler::chaos::parse_duration)]
+        converge_timeout: std::time::Duration,
+        /// The port of the (fresh) local Heat the run starts and stops (default: a free one).
+        #[arg(long)]
+        heat_port: Option<u16>,
+        /// Seed of the random kills (default: random; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Keep the controllers' logs even when the run is good.
+        #[arg(long)]
+        keep_logs: bool,
+    },
     /// Derive resource_types.json, relations.json and template_mappings.json from Gohan schemas.
     ImportSchemas {
         /// A Gohan schema dump: `{"schemas": [...]}` or a list.
@@ -105,6 +130,10 @@ struct RunArgs {
     /// leader dies.
     #[arg(long, default_value_t = 15)]
     leader_ttl: u64,
+    /// TTL of the worker's lease, in seconds: the jobs of a worker that dies are queued again
+    /// this long after.
+    #[arg(long, default_value_t = 60)]
+    worker_lease_ttl: u64,
 }
 
 fn main() -> ExitCode {
@@ -139,7 +168,11 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     }
     if args.roles.iter().any(|r| r == "worker") {
         let heat = heat::HeatClient::new(heat_endpoint(args.heat_url.as_deref(), args.keystone_env_file.as_deref())?)?;
-        let options = worker::WorkerOptions { slots: args.slots, ..Default::default() };
+        let options = worker::WorkerOptions {
+            slots: args.slots,
+            lease_ttl: std::time::Duration::from_secs(args.worker_lease_ttl.max(2)),
+            ..Default::default()
+        };
         tasks.spawn(worker::run(store.clone(), schema.clone(), heat, options, shutdown.clone()));
     }
     tokio::spawn(async move {
@@ -237,6 +270,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{line}");
             }
             Ok(if result.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Chaos { resources, duration, heat_outage, converge_timeout, heat_port, seed, keep_logs } => {
+            let options = heat_reconciler::chaos::ChaosOptions {
+                resources,
+                duration,
+                heat_outage,
+                converge_timeout,
+                heat_port,
+                seed,
+                keep_logs,
+                schema_dir: cli.schema_dir,
+                ..Default::default()
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            let summary = runtime.block_on(heat_reconciler::chaos::run(options))?;
+            println!("{}", summary.last_line());
+            Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::ImportSchemas { schemas, out } => {
             let text = std::fs::read_to_string(&schemas).with_context(|| format!("reading {}", schemas.display()))?;

@@ -228,6 +228,36 @@ impl HeatClient {
         Ok(outputs)
     }
 
+    /// Every stack of a tenant that Heat lists (deleted ones are not), as name, id and status;
+    /// fetched in pages. The worker never lists; `chaos` uses it to count stacks per resource.
+    pub async fn list(&self, tenant: &str) -> Result<Vec<(StackRef, String)>, HeatError> {
+        const PAGE: usize = 500;
+        let mut stacks = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let path = match &marker {
+                Some(marker) => format!("/stacks?limit={PAGE}&marker={marker}"),
+                None => format!("/stacks?limit={PAGE}"),
+            };
+            let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
+            if !response.status().is_success() {
+                return Err(Self::fail(response).await);
+            }
+            let listed: Value = response.json().await.map_err(transport)?;
+            let page = listed["stacks"]
+                .as_array()
+                .ok_or_else(|| HeatError::Protocol(format!("stack list without `stacks`: {listed}")))?;
+            for stack in page {
+                let field = |name: &str| stack.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+                stacks.push((StackRef { name: field("stack_name"), id: field("id") }, field("stack_status")));
+            }
+            match stacks.last() {
+                Some((last, _)) if page.len() == PAGE => marker = Some(last.id.clone()),
+                _ => return Ok(stacks),
+            }
+        }
+    }
+
     pub async fn create(&self, tenant: &str, request: &StackRequest) -> Result<StackRef, HeatError> {
         let response = self.send(tenant, reqwest::Method::POST, "/stacks", Some(request)).await?;
         if response.status().as_u16() != 201 {

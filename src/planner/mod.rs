@@ -19,7 +19,7 @@ use crate::protocol::{
 use crate::schema::Schema;
 use crate::store::{KeyValue, Leadership, Store, StoreError, Txn, WatchEvent, campaign, watch_prefix};
 use retry::Retries;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::watch;
 use view::{Change, ResourceId, View};
@@ -185,7 +185,8 @@ impl<'l> Planner<'l> {
                     for resource in self.blocked.clone() {
                         self.reconcile_resource(&resource).await?;
                     }
-                    for (resource, action) in self.retries.due() {
+                    let due = self.retries.due();
+                    for (resource, action) in self.providers_first(due) {
                         self.retry_resource(&resource, action).await?;
                     }
                 }
@@ -220,6 +221,14 @@ impl<'l> Planner<'l> {
                 live.sort();
                 for job in live {
                     self.requeue_if_orphaned(&job).await?;
+                }
+                // Failed resources nobody retries: the backoff of the leader that saw them fail
+                // was lost with it (or the retry found a live job then). Retry with backoff.
+                for (resource, action) in self.view.unhandled_failures() {
+                    if !self.retries.is_scheduled(&resource) {
+                        let delay = self.retries.schedule(resource.clone(), action);
+                        tracing::info!(resource = ?resource, ?delay, "failed resource found; it will be tried again");
+                    }
                 }
                 self.release_waiting().await
             }
@@ -274,6 +283,60 @@ impl<'l> Planner<'l> {
         let previous = snapshot.as_ref().map(|(s, _)| s.body.clone());
         let revision = snapshot.as_ref().map_or(0, |(_, rev)| *rev);
         self.plan(resource, &config, action, previous, revision).await
+    }
+
+    /// Orders retries due together so that a resource is planned after the resources it
+    /// references (before them for a logical delete). A consumer planned first would find no live
+    /// job of its provider, run, fail for the provider's missing outputs, and cancel the
+    /// provider's job, which waits for it as a reverse dependency: both would fail again on every
+    /// retry. Planned after the provider, it waits for it instead. Ties keep the given order.
+    fn providers_first(&self, due: Vec<(ResourceId, Action)>) -> Vec<(ResourceId, Action)> {
+        let index: HashMap<&ResourceId, usize> = due.iter().enumerate().map(|(i, (r, _))| (r, i)).collect();
+        // before[i]: the due entries that must be planned before entry i.
+        let mut before: Vec<HashSet<usize>> = vec![HashSet::new(); due.len()];
+        for (i, (resource, action)) in due.iter().enumerate() {
+            for referenced in self.references(resource) {
+                let Some(&j) = index.get(&referenced) else { continue };
+                if j == i {
+                    continue;
+                }
+                if *action == Action::LogicalDelete {
+                    before[j].insert(i);
+                } else {
+                    before[i].insert(j);
+                }
+            }
+        }
+        let mut done = vec![false; due.len()];
+        let mut order = Vec::with_capacity(due.len());
+        while order.len() < due.len() {
+            let ready = (0..due.len()).find(|&i| !done[i] && before[i].iter().all(|&j| done[j]));
+            // A cycle (not expected) is broken in the given order.
+            let Some(next) = ready.or_else(|| (0..due.len()).find(|&i| !done[i])) else { break };
+            done[next] = true;
+            order.push(due[next].clone());
+        }
+        order
+    }
+
+    /// The resources a job for the resource's current config would reference (none when its
+    /// params cannot be evaluated now).
+    fn references(&self, resource: &ResourceId) -> HashSet<ResourceId> {
+        let Some((Ok(config), _)) = self.view.configs.get(resource) else { return HashSet::new() };
+        let scope = Scope { index: &self.view.index, relations: &self.schema.relations, version: config.version };
+        let body = config.body();
+        let Workability::Workable(template) =
+            select_template(&self.schema.template_mappings, &self.view.templates, scope, &resource.0, body)
+        else {
+            return HashSet::new();
+        };
+        let params = template.evaluate_params(scope, &resource.0, body, Traversal::Once).unwrap_or_default();
+        params
+            .iter()
+            .flat_map(|p| &p.resources)
+            .map(|r| (r.resource_type.clone(), r.resource_id.clone()))
+            .filter(|r| r != resource)
+            .collect()
     }
 
     /// Commits guarded by leadership; on success the view learns the writes at once.

@@ -53,6 +53,11 @@ impl Retries {
         due
     }
 
+    /// Whether a retry of the resource is scheduled and not yet handed out.
+    pub fn is_scheduled(&self, resource: &ResourceId) -> bool {
+        self.entries.get(resource).is_some_and(|e| e.due.is_some())
+    }
+
     pub fn attempts(&self, resource: &ResourceId) -> u32 {
         self.entries.get(resource).map_or(0, |e| e.attempts)
     }

@@ -5,13 +5,21 @@
 use super::live::LiveJobs;
 use crate::mapping::{ResourceIndex, TemplateSet};
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
-use crate::protocol::{ConfigRecord, Job, JobQueue, Record, ResourceKey, ResourceRoot, WorkerSnapshot};
+use crate::protocol::{Action, ConfigRecord, Job, JobQueue, Record, ResourceKey, ResourceRoot, WorkerSnapshot};
 use crate::schema::Schema;
 use crate::store::{KeyValue, WatchEvent};
 use std::collections::{HashMap, HashSet};
 
 /// `(resource_type, resource_id)`.
 pub type ResourceId = (String, String);
+
+/// The action of a failed job from `/state.worker_state` (`CREATE_FAILED`, ...); `None` when the
+/// state is not a failure.
+fn failed_action(worker_state: &str) -> Option<Action> {
+    [Action::Create, Action::Modify, Action::LogicalDelete]
+        .into_iter()
+        .find(|a| worker_state.strip_suffix("_FAILED") == Some(a.state_word()))
+}
 
 /// What an event changed, for the planner to react to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +55,10 @@ pub struct View {
     pub working: HashSet<String>,
     /// Finished markers and their values (`""` on success, else the failure reason).
     pub finished: HashMap<String, String>,
+    /// Resources whose `/state` says their last job failed: the action and the version. A new
+    /// leader retries them from this, since the backoff of the leader that saw the failure died
+    /// with it.
+    pub failed: HashMap<ResourceId, (Action, u64)>,
     revisions: HashMap<String, i64>,
 }
 
@@ -152,6 +164,17 @@ impl View {
                 }
                 None
             }
+            ResourceRoot::State => {
+                let failed = match Record::from_etcd(&kv.key, &kv.value) {
+                    Ok(Record::State(state)) => failed_action(&state.state.worker_state).map(|a| (a, state.version)),
+                    _ => None,
+                };
+                match failed {
+                    Some(failed) => self.failed.insert(resource, failed),
+                    None => self.failed.remove(&resource),
+                };
+                None
+            }
             _ => None,
         }
     }
@@ -193,8 +216,31 @@ impl View {
                 // Deleting a snapshot asks for the current config to be applied again.
                 self.snapshots.remove(&resource).map(|_| Change::Config(resource))
             }
+            ResourceRoot::State => {
+                self.failed.remove(&resource);
+                None
+            }
             _ => None,
         }
+    }
+
+    /// Failed resources whose failure concerns the version they are at (config and snapshot at
+    /// the failed version) and that no live job handles: what a retry is due for.
+    pub fn unhandled_failures(&self) -> Vec<(ResourceId, Action)> {
+        let mut due: Vec<(ResourceId, Action)> = self
+            .failed
+            .iter()
+            .filter(|(resource, (_, version))| {
+                let config = self.configs.get(*resource).and_then(|(c, _)| c.as_ref().ok());
+                let snapshot = self.snapshots.get(*resource).map(|(s, _)| s);
+                config.is_some_and(|c| c.version == *version)
+                    && snapshot.is_some_and(|s| s.version == *version)
+                    && self.live_job_of(resource).is_none()
+            })
+            .map(|(resource, (action, _))| (resource.clone(), *action))
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        due
     }
 
     /// The live job of a resource, if any.

@@ -187,9 +187,9 @@ async fn apply(
             match persist(deadline, patience, || heat.create(tenant, &request)).await {
                 // A create whose answer was lost on the way and was sent again: it is there.
                 Err(Failed::Heat(HeatError::Status { status: 409, .. })) => {
-                    persist(deadline, patience, || heat.find(tenant, &name))
-                        .await?
-                        .ok_or_else(|| Failed::Heat(HeatError::Protocol(format!("Heat says {name} exists but does not find it"))))?
+                    persist(deadline, patience, || heat.find(tenant, &name)).await?.ok_or_else(|| {
+                        Failed::Heat(HeatError::Protocol(format!("Heat says {name} exists but does not find it")))
+                    })?
                 }
                 other => other?,
             }
