@@ -134,6 +134,13 @@ struct RunArgs {
     /// this long after.
     #[arg(long, default_value_t = 60)]
     worker_lease_ttl: u64,
+    /// How often, in seconds, the planner reconciles everything again and the worker looks for
+    /// stacks that vanished or failed behind its back.
+    #[arg(long, default_value_t = 60)]
+    resync_interval: u64,
+    /// Do not re-apply resources whose Heat stack vanished or failed outside the controller.
+    #[arg(long)]
+    no_drift_repair: bool,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +170,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     if args.roles.iter().any(|r| r == "planner") {
         let mut options = planner::PlannerOptions::new(args.id.clone().unwrap_or_else(planner::random_id));
         options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
+        options.resync_interval = std::time::Duration::from_secs(args.resync_interval.max(1));
         let (progress, _) = tokio::sync::watch::channel(0);
         tasks.spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown.clone()));
     }
@@ -173,6 +181,14 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
             lease_ttl: std::time::Duration::from_secs(args.worker_lease_ttl.max(2)),
             ..Default::default()
         };
+        if !args.no_drift_repair {
+            let interval = std::time::Duration::from_secs(args.resync_interval.max(1));
+            let drift = worker::drift::run(store.clone(), schema.clone(), heat.clone(), interval, shutdown.clone());
+            tasks.spawn(async move {
+                drift.await;
+                Ok(())
+            });
+        }
         tasks.spawn(worker::run(store.clone(), schema.clone(), heat, options, shutdown.clone()));
     }
     tokio::spawn(async move {
