@@ -99,10 +99,7 @@ impl Keystone {
 
     /// A valid session for `project`, from the cache or a fresh token.
     pub async fn session(&self, http: &reqwest::Client, project: &str) -> Result<Session, HeatError> {
-        let scope = match self.credentials {
-            Credentials::ApplicationCredential { .. } => String::new(),
-            Credentials::Password { .. } => project.to_owned(),
-        };
+        let scope = self.scope(project).to_owned();
         if let Ok(cache) = self.cache.lock()
             && let Some(session) = cache.get(&scope)
             && session.expires_at > SystemTime::now() + RENEW_BEFORE
@@ -114,6 +111,22 @@ impl Keystone {
             cache.insert(scope, session.clone());
         }
         Ok(session)
+    }
+
+    /// Drops the cached token of `project`, so the next call authenticates again.
+    pub fn forget(&self, project: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(self.scope(project));
+        }
+    }
+
+    /// The token cache key: the project, or nothing for an application credential (bound to
+    /// its own project whatever the resource's tenant).
+    fn scope<'p>(&self, project: &'p str) -> &'p str {
+        match self.credentials {
+            Credentials::ApplicationCredential { .. } => "",
+            Credentials::Password { .. } => project,
+        }
     }
 
     fn request_body(&self, project: &str) -> Value {

@@ -143,6 +143,25 @@ impl HeatClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<reqwest::Response, HeatError> {
+        let response = self.send_once(tenant, method.clone(), path, body).await?;
+        // A cached token Heat no longer accepts (revoked, or Keystone restarted): drop it and
+        // try once more with a fresh one.
+        if response.status().as_u16() == 401
+            && let Endpoint::Keystone(keystone) = &self.endpoint
+        {
+            keystone.forget(tenant);
+            return self.send_once(tenant, method, path, body).await;
+        }
+        Ok(response)
+    }
+
+    async fn send_once(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<reqwest::Response, HeatError> {
         let (base, token) = self.base(tenant).await?;
         let mut request = self.http.request(method, format!("{base}{path}")).header("Accept", "application/json");
         match token {
