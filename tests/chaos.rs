@@ -7,15 +7,15 @@ mod support;
 
 use heat_reconciler::planner::PlannerOptions;
 use heat_reconciler::protocol::JobQueue;
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
 
 #[test]
 fn the_chaos_command_converges_every_resource_once() {
-    // Installs Heat on first use, outside the run's own time. The run starts its own Heat on a
-    // free port, with its database in the run's directory.
-    let _ = heat_url();
+    // The run starts its own Heat (installed on first use) on a free port, with its database in
+    // the run's directory: it shares nothing with the other tests.
     let output = Command::new(env!("CARGO_BIN_EXE_heat-reconciler"))
         .args(["chaos", "--resources", "60", "--duration", "40s", "--heat-outage", "10s"])
         .args(["--converge-timeout", "240s"])
@@ -85,4 +85,24 @@ async fn a_provider_and_its_consumer_failing_together_are_retried_provider_first
     assert_eq!(h.queue_of(&sub).await, vec![JobQueue::Ready], "the subnet runs first");
     assert_eq!(port.dependency, vec![sub.id.clone()], "the port waits for the subnet");
     assert_eq!(h.queue_of(&port).await, vec![JobQueue::Waiting]);
+}
+
+#[tokio::test]
+async fn a_failed_create_cancels_the_modify_and_delete_queued_behind_it_in_one_transaction() {
+    let mut h = Harness::start().await;
+    h.config("networks", network("n1"), 1, false).await;
+    let create = h.job_of("n1").await;
+    // Gohan modifies the network, then deletes it, while its create still runs.
+    h.config("networks", json!({"id": "n1", "name": "renamed", "tenant_id": TENANT}), 2, false).await;
+    h.config("networks", json!({"id": "n1", "name": "renamed", "tenant_id": TENANT}), 3, true).await;
+    assert_eq!(h.jobs().await.len(), 3, "create, modify and delete of n1");
+    // Both queued jobs are cancelled, and both would write n1's /state: etcd refuses a
+    // transaction that puts one key twice, which made every leader stand down on it, forever.
+    h.finish(&create, "Stack network_n1 CREATE_FAILED: boom").await;
+    let state = h.state("networks", "n1").await.expect("a state");
+    assert_eq!((state.state.worker_state.as_str(), state.version), ("DELETE_FAILED", 3), "{state:?}");
+    assert!(state.error.starts_with("cancelled: job create:"), "{}", state.error);
+    // The planner goes on planning.
+    h.config("networks", network("n2"), 1, false).await;
+    let _ = h.job_of("n2").await;
 }

@@ -555,6 +555,10 @@ impl<'l> Planner<'l> {
                 .filter_map(|id| self.view.live.get(id).cloned())
                 .collect();
         }
+        // One `/state` per resource, for its latest cancelled job: several cancelled jobs may be
+        // of one resource (its modify and its delete waiting behind its failed create), and etcd
+        // rejects a transaction that puts a key twice.
+        let mut states: BTreeMap<String, StateRecord> = BTreeMap::new();
         for dependent in &cancelled {
             let spec = &dependent.spec;
             tracing::warn!(job = %dependent.id, failed = %job_id, "cancelling dependent job");
@@ -562,10 +566,14 @@ impl<'l> Planner<'l> {
             writes.delete(JobQueue::Waiting.key(&dependent.id));
             if let Ok(state_key) =
                 self.schema.resource_types.key(ResourceRoot::State, &spec.resource_type, &spec.resource_id)
+                && states.get(&state_key).is_none_or(|s| s.version <= spec.version)
             {
                 let error = format!("cancelled: job {job_id} it depends on failed: {reason}");
-                writes.put_json(state_key, &StateRecord::failed(spec.action, error, spec.version));
+                states.insert(state_key, StateRecord::failed(spec.action, error, spec.version));
             }
+        }
+        for (state_key, state) in states {
+            writes.put_json(state_key, &state);
         }
         if !self.commit(writes).await? {
             return Ok(());
