@@ -13,20 +13,6 @@ use std::time::Duration;
 use support::*;
 use tokio::sync::watch;
 
-const NETWORK: &str = "heat_template_version: 2013-05-23
-parameters:
-  name: {type: string}
-  tenant_id: {type: string}
-resources:
-  label:
-    type: OS::Heat::Value
-    properties:
-      value: {get_param: name}
-outputs:
-  id:
-    value: {get_attr: [label, value]}
-";
-
 async fn converged(store: &Store, id: &str) -> bool {
     let Ok(Some(kv)) = store.get(&format!("/state/v2.0/networks/{id}")).await else { return false };
     matches!(Record::from_etcd(&kv.key, &kv.value), Ok(Record::State(s)) if s.state.worker_state == "CREATE_COMPLETED")

@@ -32,21 +32,6 @@ const PORT: u16 = 18204;
 /// Heat's explanation of every 500 (`heat.api.middleware.fault`).
 const EXPLANATION: &str = "The server has either erred or is incapable of performing the requested operation.";
 
-const NETWORK: &str = "heat_template_version: 2013-05-23
-parameters:
-  name: {type: string}
-  tenant_id: {type: string}
-resources:
-  label:
-    type: OS::Heat::Value
-    properties:
-      value: {get_param: name}
-outputs:
-  id:
-    description: The network id.
-    value: {get_attr: [label, value]}
-";
-
 /// A standalone Heat of this test's own, with its state (config, sqlite database) in a folder we
 /// know, so its database can be broken under it. Dropping it stops it and deletes that folder.
 struct FailingHeat {

@@ -10,21 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
-const NETWORK: &str = "heat_template_version: 2013-05-23
-parameters:
-  name: {type: string}
-  tenant_id: {type: string}
-resources:
-  label:
-    type: OS::Heat::Value
-    properties:
-      value: {get_param: name}
-outputs:
-  id:
-    description: The network id.
-    value: {get_attr: [label, value]}
-";
-
 struct Replica {
     id: String,
     child: Child,

@@ -12,21 +12,6 @@ use std::time::Duration;
 use support::*;
 use tokio::sync::watch;
 
-const NETWORK: &str = "heat_template_version: 2013-05-23
-parameters:
-  name: {type: string}
-  tenant_id: {type: string}
-resources:
-  label:
-    type: OS::Heat::Value
-    properties:
-      value: {get_param: name}
-outputs:
-  id:
-    description: The network id.
-    value: {get_attr: [label, value]}
-";
-
 const SUBNET: &str = "heat_template_version: 2013-05-23
 parameters:
   network_id: {type: string}

@@ -271,3 +271,20 @@ pub fn heat_url() -> String {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
+
+/// A `network` heat template that the standalone Heat creates in a moment: one `OS::Heat::Value`
+/// holding the name, exposed as the output `id`.
+pub const NETWORK: &str = "heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  tenant_id: {type: string}
+resources:
+  label:
+    type: OS::Heat::Value
+    properties:
+      value: {get_param: name}
+outputs:
+  id:
+    description: The network id.
+    value: {get_attr: [label, value]}
+";
