@@ -23,15 +23,7 @@ async fn progress_continues_with_one_member_stopped() {
     let mut members = LocalEtcd::start_cluster(3).await.expect("a 3-member cluster starts");
     let endpoints: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
     let store = Store::connect(&endpoints).await.expect("cluster connects");
-    let template = json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": NETWORK,
-        "parameter_mappings": {"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"}});
-    store
-        .put(
-            "/config/v2.0/heat_templates/network",
-            serde_json::to_vec(&ConfigRecord::new(body(template), 1, false)).unwrap(),
-        )
-        .await
-        .unwrap();
+    put_template(&store, "network", network_mappings(), NETWORK).await;
 
     let _planner = RunningPlanner::start(&store, "planner", Duration::from_secs(3));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();

@@ -130,17 +130,6 @@ fn script(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Replaces a test template's `template_file`, keeping its mappings.
-async fn set_template(h: &Harness, id: &str, text: &str) {
-    let key = format!("/config/v2.0/heat_templates/{id}");
-    let kv = h.store.get(&key).await.unwrap().expect("template exists");
-    let mut record: Value = serde_json::from_slice(&kv.value).unwrap();
-    let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
-    body["template_file"] = json!(text);
-    record["body"] = json!(body.to_string());
-    h.store.put(&key, serde_json::to_vec(&record).unwrap()).await.unwrap();
-}
-
 fn network(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "tenant_id": TENANT})
 }

@@ -10,7 +10,6 @@ use heat_reconciler::protocol::JobQueue;
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{Lease, Txn};
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
-use serde_json::json;
 use std::time::Duration;
 use support::*;
 use tokio::sync::watch;
@@ -55,12 +54,7 @@ async fn a_failed_resource_is_retried_with_backoff_until_it_converges() {
         resources:\n  boom:\n    type: OS::Heat::TestResource\n    properties: {fail: true}\n";
     let working = "heat_template_version: 2013-05-23\nparameters:\n  name: {type: string}\n  tenant_id: {type: string}\n\
         resources:\n  fine:\n    type: OS::Heat::Value\n    properties: {value: {get_param: name}}\n";
-    let template = |text: &str| {
-        json!({"body": json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": text,
-            "parameter_mappings": {"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"}}).to_string(),
-            "version": 1, "marked_for_deletion": false})
-    };
-    h.store.put("/config/v2.0/heat_templates/network", template(failing).to_string()).await.unwrap();
+    put_template(&h.store, "network", network_mappings(), failing).await;
     let mut options = PlannerOptions::new("planner");
     options.retry_base = Duration::from_secs(1);
     h.planner = Some(RunningPlanner::start_with(&h.store, options));
@@ -82,7 +76,7 @@ async fn a_failed_resource_is_retried_with_backoff_until_it_converges() {
         eventually(60, || async { h.state("networks", &id).await.filter(|s| s.state.worker_state == "CREATE_FAILED") })
             .await;
     assert!(failed.error.contains("Test Resource failed"), "{}", failed.error);
-    h.store.put("/config/v2.0/heat_templates/network", template(working).to_string()).await.unwrap();
+    put_template(&h.store, "network", network_mappings(), working).await;
     let state = eventually(90, || async {
         h.state("networks", &id).await.filter(|s| s.state.worker_state == "CREATE_COMPLETED")
     })
@@ -123,12 +117,7 @@ async fn changes_made_while_the_planner_was_cut_off_and_compacted_away_are_plann
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stack_deleted_behind_our_back_is_created_again() {
     let mut h = Harness::without_planner().await;
-    let template = "heat_template_version: 2013-05-23\nparameters:\n  name: {type: string}\n  tenant_id: {type: string}\n\
-        resources:\n  fine:\n    type: OS::Heat::Value\n    properties: {value: {get_param: name}}\n";
-    let record = json!({"body": json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": template,
-        "parameter_mappings": {"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"}}).to_string(),
-        "version": 1, "marked_for_deletion": false});
-    h.store.put("/config/v2.0/heat_templates/network", record.to_string()).await.unwrap();
+    put_template(&h.store, "network", network_mappings(), NETWORK).await;
     h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
     let patience =

@@ -49,10 +49,7 @@ fn heat_calls(replicas: &[Replica]) -> HashMap<(String, String), usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_run_every_job_once_and_survive_the_leader() {
     let mut h = Harness::without_planner().await;
-    let template = json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": NETWORK,
-        "parameter_mappings": {"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"}});
-    let record = json!({"body": template.to_string(), "version": 1, "marked_for_deletion": false});
-    h.store.put("/config/v2.0/heat_templates/network", record.to_string()).await.unwrap();
+    put_template(&h.store, "network", network_mappings(), NETWORK).await;
     let dir = std::env::temp_dir().join(unique("replicas"));
     std::fs::create_dir_all(&dir).unwrap();
     let heat = heat_url();

@@ -81,17 +81,6 @@ fn fast() -> Patience {
     Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() }
 }
 
-/// Replaces a test template's `template_file`, keeping its mappings.
-async fn set_template(h: &Harness, id: &str, text: &str) {
-    let key = format!("/config/v2.0/heat_templates/{id}");
-    let kv = h.store.get(&key).await.unwrap().expect("template exists");
-    let mut record: Value = serde_json::from_slice(&kv.value).unwrap();
-    let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
-    body["template_file"] = json!(text);
-    record["body"] = json!(body.to_string());
-    h.store.put(&key, serde_json::to_vec(&record).unwrap()).await.unwrap();
-}
-
 impl World {
     /// Waits until `/state` of the resource is at `version` with a final worker state.
     async fn settled(&self, plural: &str, id: &str, version: u64) -> heat_reconciler::protocol::StateRecord {

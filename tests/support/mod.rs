@@ -97,13 +97,7 @@ impl Harness {
     }
 
     pub async fn template(&self, id: &str, mappings: Value) {
-        let template = json!({"id": id, "handler": "heat_worker", "watch": [],
-            "template_file": "heat_template_version: 2013-05-23\nresources: {}\n", "parameter_mappings": mappings});
-        let record = ConfigRecord::new(body(template), 1, false);
-        self.store
-            .put(&format!("/config/v2.0/heat_templates/{id}"), serde_json::to_vec(&record).unwrap())
-            .await
-            .expect("template written");
+        put_template(&self.store, id, mappings, "heat_template_version: 2013-05-23\nresources: {}\n").await;
     }
 
     /// Writes a config as Gohan does and waits until the planner has processed it.
@@ -288,3 +282,30 @@ outputs:
     description: The network id.
     value: {get_attr: [label, value]}
 ";
+
+/// Writes a heat template as Gohan does.
+pub async fn put_template(store: &Store, id: &str, mappings: Value, template_file: &str) {
+    let template = json!({"id": id, "handler": "heat_worker", "watch": [], "template_file": template_file,
+        "parameter_mappings": mappings});
+    let record = ConfigRecord::new(body(template), 1, false);
+    store
+        .put(&format!("/config/v2.0/heat_templates/{id}"), serde_json::to_vec(&record).unwrap())
+        .await
+        .expect("template written");
+}
+
+/// Replaces a test template's `template_file`, keeping its mappings.
+pub async fn set_template(h: &Harness, id: &str, text: &str) {
+    let key = format!("/config/v2.0/heat_templates/{id}");
+    let kv = h.store.get(&key).await.unwrap().expect("template exists");
+    let mut record: Value = serde_json::from_slice(&kv.value).unwrap();
+    let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    body["template_file"] = json!(text);
+    record["body"] = json!(body.to_string());
+    h.store.put(&key, serde_json::to_vec(&record).unwrap()).await.unwrap();
+}
+
+/// The mappings of the [`NETWORK`] template.
+pub fn network_mappings() -> Value {
+    json!({"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"})
+}
