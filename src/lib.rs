@@ -14,6 +14,7 @@ pub mod conformance;
 pub mod demo;
 pub mod heat;
 pub mod mapping;
+pub mod monitor;
 pub mod planner;
 pub mod protocol;
 pub mod replay;

@@ -1,0 +1,1 @@
+//! Probes: one reachability or status reading of one device.
