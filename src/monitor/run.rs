@@ -1,0 +1,312 @@
+//! The prober: one leader (elected like the planner) probes every registered target each
+//! interval and writes `/monitoring` when a status changes. Registrations arrive through the
+//! etcd watch of the target prefix, so whichever replica took the API call, the leader sees it.
+
+use super::plan::{Plan, ProbeConfig, Reading};
+use super::read::read;
+use super::registry::{TARGETS_PREFIX, decode, target_key};
+use super::status::{Pending, Verdict, decide};
+use super::target::{HoldOptions, Target};
+use crate::planner::shut_down;
+use crate::protocol::json_style::go_json;
+use crate::protocol::monitoring::MonitoringRecord;
+use crate::store::{Leadership, Store, Txn, WatchEvent, campaign, watch_prefix};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub const LEADER_KEY: &str = "/heat-reconciler/monitor_leader";
+
+#[derive(Debug, Clone)]
+pub struct MonitorOptions {
+    /// This process's id, written into the leader key.
+    pub id: String,
+    pub lease_ttl: Duration,
+    /// How often each target is probed (the original agents: 60 s).
+    pub interval: Duration,
+    /// How long one probe may take.
+    pub timeout: Duration,
+    /// How many probes run at once.
+    pub concurrency: usize,
+    pub probes: ProbeConfig,
+    /// Counts finished probes, for benchmarks and health.
+    pub probes_done: Arc<AtomicU64>,
+}
+
+impl MonitorOptions {
+    pub fn new(id: impl Into<String>) -> Self {
+        MonitorOptions {
+            id: id.into(),
+            lease_ttl: Duration::from_secs(15),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            concurrency: 256,
+            probes: ProbeConfig::default(),
+            probes_done: Arc::default(),
+        }
+    }
+}
+
+/// Runs the prober until `shutdown` turns true: campaign, probe while leading, campaign again.
+pub async fn run(store: Store, options: MonitorOptions, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    loop {
+        let leadership = tokio::select! {
+            leadership = campaign(&store, LEADER_KEY, &options.id, options.lease_ttl) => leadership?,
+            _ = shut_down(&mut shutdown) => return Ok(()),
+        };
+        let mut prober = Prober::new(store.clone(), &leadership, &options);
+        tokio::select! {
+            result = prober.lead() => {
+                tracing::error!(error = ?result.err(), "prober stopped; standing down");
+                leadership.resign().await;
+            }
+            _ = leadership.lease.lost() => tracing::warn!("monitor leader lease lost; standing down"),
+            _ = shut_down(&mut shutdown) => {
+                leadership.resign().await;
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What the prober keeps per target.
+struct Tracked {
+    target: Target,
+    /// Bumped whenever the target changes, so a probe of its old form is ignored.
+    generation: u64,
+    /// `None`: nothing to write (metrics only) or nothing to probe with (logged).
+    plan: Option<Plan>,
+    status_key: String,
+    hold: Option<HoldOptions>,
+    pending: Pending,
+    probing: bool,
+}
+
+struct Probe {
+    id: String,
+    generation: u64,
+    reading: Reading,
+}
+
+struct Prober<'a> {
+    store: Store,
+    leadership: &'a Leadership,
+    options: &'a MonitorOptions,
+    http: reqwest::Client,
+    targets: HashMap<String, Tracked>,
+    /// When each target is probed next: (due, id, generation).
+    due: BTreeSet<(Instant, String, u64)>,
+    /// What `/monitoring` holds, as far as this leader knows (read at start, then its writes).
+    written: HashMap<String, MonitoringRecord>,
+    generations: u64,
+}
+
+impl<'a> Prober<'a> {
+    fn new(store: Store, leadership: &'a Leadership, options: &'a MonitorOptions) -> Self {
+        crate::heat::install_crypto_provider();
+        Prober {
+            store,
+            leadership,
+            options,
+            http: reqwest::Client::new(),
+            targets: HashMap::new(),
+            due: BTreeSet::new(),
+            written: HashMap::new(),
+            generations: 0,
+        }
+    }
+
+    async fn lead(&mut self) -> anyhow::Result<()> {
+        self.read_written().await?;
+        let mut events = watch_prefix(self.store.clone(), TARGETS_PREFIX.to_owned());
+        let mut probes: JoinSet<Probe> = JoinSet::new();
+        loop {
+            self.launch_due(&mut probes);
+            let next_due = match self.due.first() {
+                Some((due, ..)) if probes.len() < self.options.concurrency => *due,
+                _ => Instant::now() + self.options.interval,
+            };
+            tokio::select! {
+                event = events.recv() => {
+                    let event = event.ok_or_else(|| anyhow::anyhow!("target watch ended"))?;
+                    self.apply(event);
+                }
+                Some(done) = probes.join_next(), if !probes.is_empty() => {
+                    self.options.probes_done.fetch_add(1, Ordering::Relaxed);
+                    match done {
+                        Ok(probe) => self.record(probe).await?,
+                        Err(e) => tracing::error!(error = %e, "a probe task failed"),
+                    }
+                }
+                _ = tokio::time::sleep_until(next_due) => {}
+            }
+        }
+    }
+
+    /// What `/monitoring` holds now: the prober writes only what differs from it.
+    async fn read_written(&mut self) -> anyhow::Result<()> {
+        let (items, _) = self.store.list("/monitoring/").await?;
+        self.written =
+            items.into_iter().filter_map(|kv| Some((kv.key, serde_json::from_slice(&kv.value).ok()?))).collect();
+        Ok(())
+    }
+
+    fn apply(&mut self, event: WatchEvent) {
+        match event {
+            WatchEvent::Listed { items, .. } => {
+                let listed: HashMap<String, Vec<u8>> = items
+                    .into_iter()
+                    .filter_map(|kv| Some((kv.key.strip_prefix(TARGETS_PREFIX)?.to_owned(), kv.value)))
+                    .collect();
+                let gone: Vec<String> = self.targets.keys().filter(|id| !listed.contains_key(*id)).cloned().collect();
+                for id in gone {
+                    self.forget(&id);
+                }
+                for (id, raw) in listed {
+                    self.track(&id, &raw);
+                }
+            }
+            WatchEvent::Put(kv) => {
+                if let Some(id) = kv.key.strip_prefix(TARGETS_PREFIX) {
+                    self.track(id, &kv.value);
+                }
+            }
+            WatchEvent::Deleted { key, .. } => {
+                if let Some(id) = key.strip_prefix(TARGETS_PREFIX) {
+                    self.forget(id);
+                }
+            }
+            WatchEvent::Synced { .. } => {}
+        }
+    }
+
+    /// A new or changed target: probe it now.
+    fn track(&mut self, id: &str, raw: &[u8]) {
+        let target = match decode(raw) {
+            Ok(target) => target,
+            Err(reason) => {
+                tracing::warn!(%id, %reason, "ignoring a stored target that does not decode");
+                self.forget(id);
+                return;
+            }
+        };
+        if self.targets.get(id).is_some_and(|tracked| tracked.target == target) {
+            return;
+        }
+        self.generations += 1;
+        let generation = self.generations;
+        let status_key = target.spec.status_key().ok().flatten().map(str::to_owned);
+        let plan = match &status_key {
+            None => None,
+            Some(_) => match self.options.probes.plan(&target) {
+                Ok(plan) => Some(plan),
+                Err(reason) => {
+                    tracing::warn!(%id, key = %target.spec.monitoring_key(), %reason, "target not probed");
+                    None
+                }
+            },
+        };
+        let hold = target.spec.hold_options().ok().flatten();
+        tracing::debug!(%id, key = %target.spec.monitoring_key(), ?plan, "tracking target");
+        if plan.is_some() {
+            self.due.insert((Instant::now(), id.to_owned(), generation));
+        }
+        self.targets.insert(
+            id.to_owned(),
+            Tracked {
+                target,
+                generation,
+                plan,
+                status_key: status_key.unwrap_or_default(),
+                hold,
+                pending: Pending::default(),
+                probing: false,
+            },
+        );
+    }
+
+    /// A target went: its registration's removal deleted its status in the same transaction
+    /// (see `Registry::delete`), so whatever else reports on that resource writes again.
+    fn forget(&mut self, id: &str) {
+        let Some(gone) = self.targets.remove(id) else { return };
+        let key = gone.target.spec.monitoring_key();
+        if gone.plan.is_some() {
+            self.written.remove(&key);
+        }
+        let now = Instant::now();
+        let others: Vec<(String, u64)> = self
+            .targets
+            .iter()
+            .filter(|(_, t)| t.plan.is_some() && t.target.spec.monitoring_key() == key)
+            .map(|(id, t)| (id.clone(), t.generation))
+            .collect();
+        for (id, generation) in others {
+            self.due.insert((now, id, generation));
+        }
+    }
+
+    fn launch_due(&mut self, probes: &mut JoinSet<Probe>) {
+        let now = Instant::now();
+        while probes.len() < self.options.concurrency {
+            let Some((due, ..)) = self.due.first() else { break };
+            if *due > now {
+                break;
+            }
+            let Some((_, id, generation)) = self.due.pop_first() else { break };
+            let Some(tracked) = self.targets.get_mut(&id).filter(|t| t.generation == generation && !t.probing) else {
+                continue;
+            };
+            let Some(plan) = tracked.plan.clone() else { continue };
+            tracked.probing = true;
+            let (timeout, http) = (self.options.timeout, self.http.clone());
+            probes.spawn(async move {
+                // A probe never outlives its timeout by much, whatever the probe does.
+                let reading = tokio::time::timeout(timeout + Duration::from_secs(1), read(&plan, timeout, &http))
+                    .await
+                    .unwrap_or_else(|_| Reading::Fail("probe timed out".into()));
+                Probe { id, generation, reading }
+            });
+        }
+    }
+
+    /// Decides about a probe's reading and writes the status when it changed.
+    async fn record(&mut self, probe: Probe) -> anyhow::Result<()> {
+        let Some(tracked) = self.targets.get_mut(&probe.id).filter(|t| t.generation == probe.generation) else {
+            return Ok(());
+        };
+        tracked.probing = false;
+        let next = Instant::now() + self.options.interval;
+        self.due.insert((next, probe.id.clone(), probe.generation));
+        let key = tracked.target.spec.monitoring_key();
+        let observed = probe.reading.record(&tracked.status_key, tracked.target.spec.version);
+        if let Reading::Fail(reason) = &probe.reading {
+            tracing::debug!(id = %probe.id, %key, %reason, "probe failed");
+        }
+        match decide(
+            self.written.get(&key),
+            observed,
+            tracked.hold.as_ref(),
+            &mut tracked.pending,
+            Instant::now().into_std(),
+        ) {
+            Verdict::Unchanged => {}
+            Verdict::Hold(left) => tracing::debug!(%key, left_s = left.as_secs(), "hold time not passed"),
+            Verdict::Write(record) => {
+                let value = go_json(&serde_json::to_value(&record)?);
+                // Only while we lead, and only while the target is registered: a target deleted
+                // meanwhile took its status with it, and must not get it back.
+                let txn = self.leadership.guard(Txn::new()).if_present(&target_key(&probe.id)).put(&key, value.clone());
+                if self.store.commit(txn).await?.is_some() {
+                    tracing::info!(%key, %value, "status written");
+                    self.written.insert(key, record);
+                }
+            }
+        }
+        Ok(())
+    }
+}
