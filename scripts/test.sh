@@ -21,10 +21,12 @@ bash heat/start-heat.sh --port "$heat_port" >/dev/null
 # live 320 s so that the test sees one renewed (the client renews five minutes before expiry).
 keystone_port=18005
 cleanup() {
-  # The tests' Heat, the one the demo test starts, the Keystone, and the Heat whose database
-  # tests/heat_failure.rs breaks (it stops that one itself unless it was killed).
+  # The tests' Heat, the one the demo test starts, the one tests/monitor.rs starts with a
+  # collector configured, the Keystone, and the Heat whose database tests/heat_failure.rs breaks
+  # (the tests stop theirs themselves unless they were killed).
   bash heat/stop-heat.sh --port "$heat_port" >/dev/null 2>&1 || true
   bash heat/stop-heat.sh --port 18104 >/dev/null 2>&1 || true
+  bash heat/stop-heat.sh --port 18404 >/dev/null 2>&1 || true
   bash keystone/stop-keystone.sh --port "$keystone_port" >/dev/null 2>&1 || true
   failing_state=${TMPDIR:-/tmp}/heat-reconciler-heat-failure-18204
   chattr -i "$failing_state/heat.sqlite" >/dev/null 2>&1 || true

@@ -16,16 +16,35 @@ fn script() -> PathBuf {
 }
 
 /// Starts the local Heat with no stacks (restarting it if it runs), so every run starts from
-/// the same place; returns its base URL.
+/// the same place; returns its base URL. Its `MonitoringTarget`s register with no collector.
 pub fn start() -> anyhow::Result<String> {
+    start_with_collector(PORT, None)
+}
+
+/// A monitor's target API that a local Heat's `MonitoringTarget`s register with.
+pub struct Collector<'a> {
+    pub url: &'a str,
+    /// Reaches Heat through its environment, never its command line.
+    pub token: &'a str,
+}
+
+/// Starts a local Heat on `port` with no stacks (restarting it if it runs), its
+/// `MonitoringTarget`s registering with `collector` (none: they only make up ids).
+pub fn start_with_collector(port: u16, collector: Option<Collector>) -> anyhow::Result<String> {
     let script = script();
     anyhow::ensure!(script.exists(), "{} not found (set HEAT_RECONCILER_HEAT_SCRIPT)", script.display());
-    tracing::info!(script = %script.display(), port = PORT, "starting the local standalone Heat (the first start installs it)");
-    let output = Command::new("bash").arg(&script).args(["--port", &PORT.to_string(), "--fresh"]).output()?;
+    tracing::info!(script = %script.display(), port, "starting the local standalone Heat (the first start installs it)");
+    let mut command = Command::new("bash");
+    command.arg(&script).args(["--port", &port.to_string(), "--fresh"]);
+    match collector {
+        Some(collector) => command.env("ESI_COLLECTOR_URL", collector.url).env("ESI_COLLECTOR_TOKEN", collector.token),
+        None => command.env_remove("ESI_COLLECTOR_URL").env_remove("ESI_COLLECTOR_TOKEN"),
+    };
+    let output = command.output()?;
     if !output.status.success() {
         anyhow::bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&output.stderr));
     }
-    Ok(format!("http://127.0.0.1:{PORT}"))
+    Ok(format!("http://127.0.0.1:{port}"))
 }
 
 /// Starts the local Heat on `port` (`fresh`: with no stacks, restarting it if it runs; else it

@@ -1,0 +1,319 @@
+//! The monitor role on a real etcd, a real SNMP agent (net-snmp's snmpd on loopback) and, for
+//! the whole flow, a real Heat whose `MonitoringTarget`s register over HTTP: targets kept in etcd,
+//! `/monitoring` written only on change, held per `hold_options`, removed with the target.
+
+mod support;
+
+use heat_reconciler::heat::{Endpoint, HeatClient, local};
+use heat_reconciler::monitor::{self, MonitorOptions, registry::Registry, snmpd::LocalSnmpd};
+use heat_reconciler::schema::Schema;
+use heat_reconciler::store::Store;
+use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::sync::watch;
+
+const COMMUNITY: &str = "LOAD_BALANCER_COMMUNITY";
+const TOKEN: &str = "test-token-5b1d";
+
+/// The monitor's API and prober, in-process, as `run --roles monitor` starts them.
+struct Monitor {
+    url: String,
+    stop: watch::Sender<bool>,
+}
+
+impl Monitor {
+    async fn start(store: &Store, device: &LocalSnmpd) -> Monitor {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Monitor::start_on(store, device, listener).await
+    }
+
+    async fn start_on(store: &Store, device: &LocalSnmpd, listener: tokio::net::TcpListener) -> Monitor {
+        heat_reconciler::heat::install_crypto_provider();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, shutdown) = watch::channel(false);
+        let mut options = MonitorOptions::new(unique("monitor"));
+        options.interval = Duration::from_millis(500);
+        options.timeout = Duration::from_millis(400);
+        options.lease_ttl = Duration::from_secs(3);
+        options.probes.address_map.insert("lb.example".into(), device.addr().to_string());
+        options.probes.loopback_only = true;
+        tokio::spawn(monitor::api::serve(listener, Registry::new(store.clone(), &url), TOKEN.into(), shutdown.clone()));
+        tokio::spawn(monitor::run(store.clone(), options, shutdown));
+        Monitor { url, stop }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request =
+            reqwest::Client::new().request(method, format!("{}{path}", self.url)).header("X-Auth-Token", TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn target_body(kind: &str, resource_type: &str, id: &str, version: u64, properties: Value, etcd: Value) -> Value {
+    json!({"type": kind, "resource_type": resource_type, "resource_id": id, "field_name": "f",
+           "tenant_id": TENANT, "version": version, "properties": properties,
+           "syncer_properties": {"etcd": etcd, "tsdb": {"cpu.usage": {"metric": "cpu.percents"}}}})
+}
+
+async fn monitoring(store: &Store, key: &str) -> Option<String> {
+    store.get(key).await.unwrap().map(|kv| String::from_utf8(kv.value).unwrap())
+}
+
+async fn becomes(store: &Store, key: &str, expected: &str, secs: u64) {
+    eventually(secs, || async { (monitoring(store, key).await.as_deref() == Some(expected)).then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_are_probed_written_on_change_held_and_removed() {
+    let h = Harness::without_planner().await;
+    let mut device = LocalSnmpd::start(&[COMMUNITY], &[("0/1", true), ("1/2", false)]).await.unwrap();
+    let monitor = Monitor::start(&h.store, &device).await;
+    let snmp = json!({"device_ip": "lb.example", "community_name": COMMUNITY});
+
+    // Access needs the token; a broken body is refused with what is wrong.
+    let anonymous = reqwest::Client::new().get(format!("{}/targets", monitor.url)).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let (status, answer) = monitor.call(reqwest::Method::POST, "/targets", Some(json!({"type": "snmp_device"}))).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"].as_str().unwrap().contains("missing field"), "{answer}");
+
+    // A load balancer: registered, answered like the Collector Agent, probed UP.
+    let lb = unique("lb");
+    let lb_body = target_body(
+        "snmp_device_lb",
+        "load_balancers",
+        &lb,
+        1,
+        snmp.clone(),
+        json!({"status": {"key": "load_balancer"}}),
+    );
+    let (status, target) = monitor.call(reqwest::Method::POST, "/targets", Some(lb_body.clone())).await;
+    assert_eq!(status, 201, "{target}");
+    let id = target["id"].as_str().unwrap().to_owned();
+    assert_eq!(target["link"], json!(format!("{}/targets/{id}", monitor.url)));
+    assert_eq!(target["monitorer"], json!(monitor.url));
+    assert_eq!(target["properties"]["community_name"], "***");
+    assert!(target["created_at"].as_str().unwrap().ends_with('Z'));
+    let (status, shown) = monitor.call(reqwest::Method::GET, &format!("/targets/{id}"), None).await;
+    assert_eq!((status, &shown), (200, &target));
+    let lb_key = format!("/monitoring/v2.0/load_balancers/{lb}");
+    becomes(&h.store, &lb_key, r#"{"load_balancer":"UP","version":1}"#, 20).await;
+
+    // Interfaces: up, down, and a name the device does not have; the logical port holds a FAIL
+    // for 3 s (its positive statuses are UP and DOWN).
+    let mut port_keys = Vec::new();
+    for (if_name, hold) in [("0/1", false), ("1/2", false), ("9/9", false), ("0/1", true)] {
+        let port = unique("port");
+        let etcd = if hold {
+            json!({"status": {"key": "logical_port"}, "hold_options": {"positive_status": ["UP", "DOWN"], "time_seconds": 3}})
+        } else {
+            json!({"status": {"key": "interface"}})
+        };
+        let mut properties = snmp.clone();
+        properties["if_name"] = json!(if_name);
+        let (status, _) = monitor
+            .call(
+                reqwest::Method::POST,
+                "/targets",
+                Some(target_body("snmp_ports", "ports", &port, 2, properties, etcd)),
+            )
+            .await;
+        assert_eq!(status, 201);
+        port_keys.push(format!("/monitoring/v2.0/ports/{port}"));
+    }
+    becomes(&h.store, &port_keys[0], r#"{"interface":"UP","version":2}"#, 20).await;
+    becomes(&h.store, &port_keys[1], r#"{"interface":"DOWN","version":2}"#, 20).await;
+    becomes(&h.store, &port_keys[2], r#"{"interface":"FAIL","version":2}"#, 20).await;
+    becomes(&h.store, &port_keys[3], r#"{"logical_port":"UP","version":2}"#, 20).await;
+
+    // A metrics-only target writes nothing.
+    let metrics = unique("metrics");
+    let (status, _) = monitor
+        .call(
+            reqwest::Method::POST,
+            "/targets",
+            Some(target_body("snmp_ports_metric", "ports", &metrics, 1, snmp.clone(), Value::Null)),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Written only on change: with nothing changing, the key keeps its revision over many probes.
+    let revision = h.store.get(&lb_key).await.unwrap().unwrap().mod_revision;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.store.get(&lb_key).await.unwrap().unwrap().mod_revision, revision);
+    assert_eq!(monitoring(&h.store, &format!("/monitoring/v2.0/ports/{metrics}")).await, None);
+
+    // The agent stops: FAIL at once where nothing holds it, after the hold time where it does.
+    device.stop();
+    let stopped = Instant::now();
+    becomes(&h.store, &lb_key, r#"{"load_balancer":"FAIL","version":1}"#, 20).await;
+    if stopped.elapsed() < Duration::from_secs(2) {
+        assert_eq!(monitoring(&h.store, &port_keys[3]).await.as_deref(), Some(r#"{"logical_port":"UP","version":2}"#));
+    }
+    becomes(&h.store, &port_keys[3], r#"{"logical_port":"FAIL","version":2}"#, 20).await;
+    assert!(stopped.elapsed() >= Duration::from_secs(3), "held for its hold time");
+    device.start_again().await.unwrap();
+    becomes(&h.store, &lb_key, r#"{"load_balancer":"UP","version":1}"#, 20).await;
+
+    // Targets live in etcd: a new monitor process serves and probes them.
+    let _ = monitor.stop.send(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let monitor = Monitor::start(&h.store, &device).await;
+    let (status, shown) = monitor.call(reqwest::Method::GET, &format!("/targets/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown, target);
+    let (_, listed) = monitor.call(reqwest::Method::GET, "/targets", None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 6);
+
+    // Updating in place keeps the id; deleting takes the status with it.
+    let mut v2 = lb_body.clone();
+    v2["version"] = json!(2);
+    let (status, updated) = monitor.call(reqwest::Method::PUT, &format!("/targets/{id}"), Some(v2)).await;
+    assert_eq!((status, updated["id"].as_str()), (200, Some(id.as_str())));
+    becomes(&h.store, &lb_key, r#"{"load_balancer":"UP","version":2}"#, 20).await;
+    let (status, _) = monitor.call(reqwest::Method::DELETE, &format!("/targets/{id}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(monitoring(&h.store, &lb_key).await, None);
+    let (status, _) = monitor.call(reqwest::Method::GET, &format!("/targets/{id}"), None).await;
+    assert_eq!(status, 404);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(monitoring(&h.store, &lb_key).await, None, "a deleted target's status never comes back");
+    let _ = monitor.stop.send(true);
+}
+
+/// A load balancer whose stack registers an `ESI::Monitoring::MonitoringTarget`, as the corpus
+/// `load_balancer` template does (its device address comes straight from the config here).
+const LOAD_BALANCER: &str = "heat_template_version: 2013-05-23
+parameters:
+  management_ip: {type: string}
+  gohan_id: {type: string}
+  tenant_id: {type: string}
+  version: {type: number}
+resources:
+  lb_device_monitor:
+    type: ESI::Monitoring::MonitoringTarget
+    properties:
+      type: snmp_device_lb
+      resource_type: load_balancers
+      resource_id: { get_param: gohan_id }
+      field_name: load_balancer
+      tenant_id: { get_param: tenant_id }
+      version: { get_param: version }
+      properties:
+        device_ip: { get_param: management_ip }
+        community_name: LOAD_BALANCER_COMMUNITY
+      syncer_properties:
+        etcd:
+          status:
+            key: load_balancer
+outputs:
+  monitoring_target_id:
+    description: Monitoring Target ID
+    value: { get_resource: lb_device_monitor}
+  monitoring_link:
+    description: Monitoring Process Link
+    value: { get_attr: [lb_device_monitor, link]}
+";
+
+/// The port of the Heat this test starts with a collector configured (its own: the shared test
+/// Heat registers with none).
+const COLLECTOR_HEAT_PORT: u16 = 18404;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record() {
+    let mut h = Harness::start().await;
+    let mut device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_url = format!("http://{}", listener.local_addr().unwrap());
+    let heat_url = tokio::task::spawn_blocking(move || {
+        local::start_with_collector(COLLECTOR_HEAT_PORT, Some(local::Collector { url: &collector_url, token: TOKEN }))
+    })
+    .await
+    .unwrap()
+    .expect("a Heat with the collector configured");
+    let monitor = Monitor::start_on(&h.store, &device, listener).await;
+    let (stop_worker, worker_shutdown) = watch::channel(false);
+    let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url }).unwrap();
+    let options = WorkerOptions {
+        patience: Patience {
+            first_poll: Duration::from_millis(100),
+            max_poll: Duration::from_millis(500),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat, options, worker_shutdown));
+    h.template(
+        "load_balancer",
+        json!({"management_ip": {"field": "management_ip"}, "gohan_id": {"field": "id"},
+               "tenant_id": {"field": "tenant_id"}, "version": {"version": "auto_filled"}, "heat_timeout": {"constant": 3}}),
+    )
+    .await;
+    set_template(&h, "load_balancer", LOAD_BALANCER).await;
+
+    // (1)–(6): created, registered, probed.
+    let lb = unique("lb");
+    let config = |name: &str| json!({"id": lb, "tenant_id": TENANT, "name": name, "management_ip": "lb.example"});
+    h.config("load_balancers", config("one"), 1, false).await;
+    let key = format!("/monitoring/v2.0/load_balancers/{lb}");
+    becomes(&h.store, &key, r#"{"load_balancer":"UP","version":1}"#, 120).await;
+    let outputs = |record: Value| -> (String, String) {
+        let output = |name: &str| {
+            record["output"].as_array().unwrap().iter().find(|o| o["output_key"] == name).unwrap()["output_value"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        (output("monitoring_target_id"), output("monitoring_link"))
+    };
+    // The stack record of `version`, once its job has completed.
+    let stack = |h: &Harness, version: u64| {
+        let (store, lb) = (h.store.clone(), lb.clone());
+        async move {
+            eventually(120, || async {
+                let state = store.get(&format!("/state/v2.0/load_balancers/{lb}")).await.unwrap()?;
+                let state: Value = serde_json::from_slice(&state.value).unwrap();
+                (state["version"] == version && state["state"]["worker_state"].as_str()?.ends_with("_COMPLETED"))
+                    .then_some(())
+            })
+            .await;
+            let key = format!("/esi-worker/heat_stacks/v2.0/load_balancers/{lb}");
+            serde_json::from_slice::<Value>(&store.get(&key).await.unwrap().unwrap().value).unwrap()
+        }
+    };
+    let (first_id, link) = outputs(stack(&h, 1).await);
+    assert_eq!(link, format!("{}/targets/{first_id}", monitor.url));
+    assert_eq!(monitor.call(reqwest::Method::GET, &format!("/targets/{first_id}"), None).await.0, 200);
+
+    // Version 2: the stack update replaces the target (a new id), and the record follows.
+    h.config("load_balancers", config("two"), 2, false).await;
+    becomes(&h.store, &key, r#"{"load_balancer":"UP","version":2}"#, 120).await;
+    let (second_id, _) = outputs(stack(&h, 2).await);
+    assert_ne!(second_id, first_id);
+    eventually(30, || async {
+        (monitor.call(reqwest::Method::GET, &format!("/targets/{first_id}"), None).await.0 == 404).then_some(())
+    })
+    .await;
+
+    // The device stops answering: FAIL (no hold time for load balancers).
+    device.stop();
+    becomes(&h.store, &key, r#"{"load_balancer":"FAIL","version":2}"#, 30).await;
+    device.start_again().await.unwrap();
+    becomes(&h.store, &key, r#"{"load_balancer":"UP","version":2}"#, 30).await;
+
+    // Logical deletion deletes the stack, the target with it, and so the record.
+    h.config("load_balancers", config("two"), 3, true).await;
+    eventually(120, || async { monitoring(&h.store, &key).await.is_none().then_some(()) }).await;
+    assert_eq!(monitor.call(reqwest::Method::GET, &format!("/targets/{second_id}"), None).await.0, 404);
+
+    let _ = stop_worker.send(true);
+    let _ = monitor.stop.send(true);
+    let _ = tokio::task::spawn_blocking(|| local::stop_on(COLLECTOR_HEAT_PORT, None)).await;
+}
