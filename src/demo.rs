@@ -1,11 +1,15 @@
 //! `demo`: the flagship load-balancer flow on a local etcd and a local standalone Heat. Gohan's
 //! writes of the example (the load balancer, its vnf_instance, load_balancer_conf and what they
 //! reference, then the interface update that brings the load balancer to version 2) are replayed
-//! from `demo/load_balancer/timeline.jsonl`; the planner and worker run in-process; every record
-//! is shown as it appears, and the demo ends once the load balancer's `/state` is at version 2.
+//! from `demo/load_balancer/timeline.jsonl`; the planner, worker and monitor run in-process;
+//! every record is shown as it appears, and the demo ends once the load balancer's `/state` is at
+//! version 2 and the monitor has written its `/monitoring` record for that version (point 6).
+//! The example's devices are played by a local `snmpd`: every device address the example names
+//! is probed there, and nothing outside loopback is ever probed.
 
 use crate::conformance::Scenario;
 use crate::heat::{Endpoint, HeatClient, local};
+use crate::monitor::{self, registry::Registry, snmpd::LocalSnmpd};
 use crate::protocol::{Record, RecordKind, ResourceKey, ResourceRoot};
 use crate::replay::{ReplayOptions, replay};
 use crate::schema::Schema;
@@ -24,6 +28,12 @@ fn example() -> PathBuf {
 /// The version the load balancer must reach.
 const TARGET_VERSION: u64 = 2;
 
+/// The SNMP community the example's load-balancer templates name.
+const COMMUNITY: &str = "LOAD_BALANCER_COMMUNITY";
+
+/// The interfaces the example's load-balancer interfaces name (`0/1`, `1/<slot>`).
+const INTERFACES: [(&str, bool); 4] = [("0/1", true), ("1/1", true), ("1/2", true), ("1/3", true)];
+
 pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
     let say = |text: String| {
         if !json_lines {
@@ -33,10 +43,18 @@ pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
     say("starting a local etcd ...".into());
     let etcd = LocalEtcd::start().await?;
     say(format!("  etcd at {}", etcd.client_url));
-    say("starting the local standalone Heat (the first start installs it from PyPI) ...".into());
-    let heat_url = tokio::task::spawn_blocking(local::start).await??;
-    say(format!("  Heat at {heat_url}/v1/<tenant>"));
     let store = etcd.connect().await?;
+    let device = LocalSnmpd::start(&[COMMUNITY], &INTERFACES).await?;
+    say(format!("  the example's devices: a local snmpd at {}", device.addr()));
+    let (_stop_monitor, monitor_shutdown) = tokio::sync::watch::channel(false);
+    let collector = start_monitor(&store, &device, monitor_shutdown).await?;
+    say(format!("  monitor (target API) at {}", collector.0));
+    say("starting the local standalone Heat (the first start installs it from PyPI) ...".into());
+    let heat_url = tokio::task::spawn_blocking(move || {
+        local::start_with_collector(local::PORT, Some(local::Collector { url: &collector.0, token: &collector.1 }))
+    })
+    .await??;
+    say(format!("  Heat at {heat_url}/v1/<tenant>"));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url })?;
 
     let scenario = Scenario::new(example());
@@ -47,13 +65,15 @@ pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
     say("writing the example's configuration as Gohan would; planner and worker running\n".into());
 
     let started = Instant::now();
+    let mut converged = false;
+    let mut monitored: Option<(String, String)> = None;
     let mut events = watch_prefix(store.clone(), "/".to_owned());
     let deadline = tokio::time::sleep(Duration::from_secs(600));
     tokio::pin!(deadline);
     loop {
         let event = tokio::select! {
             event = events.recv() => event.ok_or_else(|| anyhow::anyhow!("the etcd watch ended"))?,
-            _ = &mut deadline => anyhow::bail!("the load balancer did not reach version {TARGET_VERSION} within 10 minutes"),
+            _ = &mut deadline => anyhow::bail!("the load balancer did not reach version {TARGET_VERSION} (state and monitoring) within 10 minutes"),
         };
         let (key, value) = match event {
             WatchEvent::Put(kv) => (kv.key.clone(), Some(kv.value)),
@@ -76,16 +96,29 @@ pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
                 record.as_ref().map(describe).unwrap_or_default()
             );
         }
-        if let Some(Record::State(state)) = &record
-            && ResourceKey::parse(&key)
-                .is_some_and(|k| k.root == ResourceRoot::State && k.prefix == "/v2.0/load_balancers")
-            && state.version >= TARGET_VERSION
-            && state.state.worker_state.ends_with("_COMPLETED")
-        {
+        let load_balancer = ResourceKey::parse(&key).filter(|k| k.prefix == "/v2.0/load_balancers");
+        match (&record, load_balancer.map(|k| k.root)) {
+            (Some(Record::State(state)), Some(ResourceRoot::State))
+                if state.version >= TARGET_VERSION && state.state.worker_state.ends_with("_COMPLETED") =>
+            {
+                converged = true;
+                say(format!(
+                    "\nthe load balancer is at version {} ({}) after {:.1} s",
+                    state.version,
+                    state.state.worker_state,
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            (Some(Record::Monitoring(status)), Some(ResourceRoot::Monitoring)) if status.version >= TARGET_VERSION => {
+                let text = String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned();
+                monitored = Some((key.clone(), text));
+            }
+            (None, Some(ResourceRoot::Monitoring)) => monitored = None,
+            _ => {}
+        }
+        if let (true, Some((key, value))) = (converged, &monitored) {
             say(format!(
-                "\nthe load balancer is at version {} ({}) after {:.1} s",
-                state.version,
-                state.state.worker_state,
+                "the monitor reports the load balancer after {:.1} s:\n  {key} = {value}",
                 started.elapsed().as_secs_f64()
             ));
             break;
@@ -93,6 +126,26 @@ pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
     }
     flow.abort();
     Ok(())
+}
+
+/// Serves the target API on a free loopback port with a fresh token and runs the prober, which
+/// reaches every device address at `device`; returns the API's URL and token.
+async fn start_monitor(
+    store: &crate::store::Store,
+    device: &LocalSnmpd,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(String, String)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let token = uuid::Uuid::new_v4().to_string();
+    let mut options = monitor::MonitorOptions::new("demo");
+    options.interval = Duration::from_secs(2);
+    options.timeout = Duration::from_secs(1);
+    options.probes.address_map.insert("*".into(), device.addr().to_string());
+    options.probes.loopback_only = true;
+    tokio::spawn(monitor::api::serve(listener, Registry::new(store.clone(), &url), token.clone(), shutdown.clone()));
+    tokio::spawn(monitor::run(store.clone(), options, shutdown));
+    Ok((url, token))
 }
 
 /// A short reading of a record for the progress display.

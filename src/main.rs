@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
 use heat_reconciler::heat::local as local_heat;
 use heat_reconciler::schema::{self, Schema};
-use heat_reconciler::{heat, planner, replay, store, worker};
+use heat_reconciler::{heat, monitor, planner, replay, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -110,7 +110,7 @@ struct RunArgs {
         default_value = "http://127.0.0.1:2379"
     )]
     etcd_endpoints: Vec<String>,
-    /// Which roles this process runs: planner, worker.
+    /// Which roles this process runs: planner, worker, monitor.
     #[arg(long, value_delimiter = ',', default_value = "planner,worker")]
     roles: Vec<String>,
     /// A standalone Heat without Keystone, e.g. `http://127.0.0.1:8004`. Without it the worker
@@ -141,6 +141,85 @@ struct RunArgs {
     /// Do not re-apply resources whose Heat stack vanished or failed outside the controller.
     #[arg(long)]
     no_drift_repair: bool,
+    #[command(flatten)]
+    monitor: MonitorArgs,
+}
+
+/// The monitor role: the target API the `MonitoringTarget` resources call, and the prober.
+#[derive(clap::Args)]
+struct MonitorArgs {
+    /// Where the target API listens.
+    #[arg(long, default_value = "0.0.0.0:7070")]
+    monitor_listen: std::net::SocketAddr,
+    /// The API's base URL as Heat reaches it: targets' `link` and `monitorer` (default: the
+    /// listen address, with 127.0.0.1 for 0.0.0.0).
+    #[arg(long, env = "HEAT_RECONCILER_MONITOR_URL")]
+    monitor_url: Option<String>,
+    /// A file holding the token API clients must send (else `HEAT_RECONCILER_MONITOR_TOKEN`).
+    #[arg(long, env = "HEAT_RECONCILER_MONITOR_TOKEN_FILE")]
+    monitor_token_file: Option<PathBuf>,
+    /// Seconds between two probes of a target.
+    #[arg(long, default_value_t = 60)]
+    probe_interval: u64,
+    /// Seconds one probe may take.
+    #[arg(long, default_value_t = 10)]
+    probe_timeout: u64,
+    /// How many probes run at once.
+    #[arg(long, default_value_t = 256)]
+    probe_concurrency: usize,
+    /// A YAML file of per-type probes, added to the built-in ones, e.g.
+    /// `compute: {http: {url: "http://nova:8774/v2.1/servers/{server_id}"}}`.
+    #[arg(long)]
+    probe_config: Option<PathBuf>,
+    /// The SNMP port of devices whose address names none.
+    #[arg(long, default_value_t = 161)]
+    snmp_port: u16,
+    /// Reach a device address through another: `FROM=TO[:PORT]`, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    device_address: Vec<String>,
+}
+
+impl MonitorArgs {
+    fn token(&self) -> anyhow::Result<String> {
+        let token = match &self.monitor_token_file {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            None => std::env::var("HEAT_RECONCILER_MONITOR_TOKEN").unwrap_or_default(),
+        };
+        let token = token.trim().to_owned();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "the monitor role needs a token: HEAT_RECONCILER_MONITOR_TOKEN or --monitor-token-file"
+        );
+        Ok(token)
+    }
+
+    fn url(&self) -> String {
+        self.monitor_url.clone().unwrap_or_else(|| {
+            let mut address = self.monitor_listen;
+            if address.ip().is_unspecified() {
+                address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{address}")
+        })
+    }
+
+    fn options(&self, id: String) -> anyhow::Result<monitor::MonitorOptions> {
+        let mut options = monitor::MonitorOptions::new(id);
+        options.interval = std::time::Duration::from_secs(self.probe_interval.max(1));
+        options.timeout = std::time::Duration::from_secs(self.probe_timeout.max(1));
+        options.concurrency = self.probe_concurrency.max(1);
+        options.probes.snmp_port = self.snmp_port;
+        if let Some(path) = &self.probe_config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            options.probes.extend_from_yaml(&text).with_context(|| format!("in {}", path.display()))?;
+        }
+        for mapping in &self.device_address {
+            let (from, to) =
+                mapping.split_once('=').with_context(|| format!("--device-address `{mapping}` is not FROM=TO"))?;
+            options.probes.address_map.insert(from.trim().to_owned(), to.trim().to_owned());
+        }
+        Ok(options)
+    }
 }
 
 fn main() -> ExitCode {
@@ -160,7 +239,7 @@ fn main() -> ExitCode {
 }
 
 async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
-    let known = ["planner", "worker"];
+    let known = ["planner", "worker", "monitor"];
     if let Some(unknown) = args.roles.iter().find(|r| !known.contains(&r.as_str())) {
         anyhow::bail!("unknown role `{unknown}` (available: {})", known.join(", "));
     }
@@ -190,6 +269,19 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
             });
         }
         tasks.spawn(worker::run(store.clone(), schema.clone(), heat, options, shutdown.clone()));
+    }
+    if args.roles.iter().any(|r| r == "monitor") {
+        let token = args.monitor.token()?;
+        let id = args.id.clone().unwrap_or_else(planner::random_id);
+        let mut options = args.monitor.options(id)?;
+        options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
+        let listener = tokio::net::TcpListener::bind(args.monitor.monitor_listen)
+            .await
+            .with_context(|| format!("listening on {}", args.monitor.monitor_listen))?;
+        let registry = monitor::registry::Registry::new(store.clone(), &args.monitor.url());
+        let api = monitor::api::serve(listener, registry, token, shutdown.clone());
+        tasks.spawn(async move { Ok(api.await?) });
+        tasks.spawn(monitor::run(store.clone(), options, shutdown.clone()));
     }
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

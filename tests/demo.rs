@@ -113,4 +113,16 @@ fn the_demo_reaches_version_2_with_the_flagship_records() {
     assert_eq!((&state["version"], &state["error"]), (&corpus_state["version"], &corpus_state["error"]));
     let outputs: Value = serde_json::from_str(state["state"]["heat_outputs"].as_str().unwrap()).unwrap();
     assert_eq!(output_keys(&outputs), output_keys(&stacks["output"]));
+
+    // (6) monitoring: exactly the corpus's value, from a target the stack registered.
+    let (monitoring_key, corpus_monitoring) = corpus_point("04_CollectorAgent", 0);
+    assert_eq!(last_put(&monitoring_key), Some(corpus_monitoring));
+    let target_id = outputs.as_array().unwrap().iter().find(|o| o["output_key"] == "monitoring_target_id").unwrap();
+    let link = outputs.as_array().unwrap().iter().find(|o| o["output_key"] == "monitoring_link").unwrap();
+    assert!(
+        link["output_value"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/targets/{}", target_id["output_value"].as_str().unwrap()))
+    );
 }
