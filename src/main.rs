@@ -33,6 +33,18 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd_endpoints: Option<Vec<String>>,
     },
+    /// Measure the monitor's probes per second and CPU over many targets against one local snmpd.
+    BenchMonitor {
+        /// How many targets are registered.
+        #[arg(long, default_value_t = 10_000)]
+        targets: usize,
+        /// How long the steady state is measured, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// How many probes run at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo {
         /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
@@ -332,6 +344,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let schema = load_schema(cli.schema_dir.as_ref())?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(heat_reconciler::bench::planner(resources, &schema, etcd_endpoints))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchMonitor { targets, seconds, concurrency } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(heat_reconciler::bench::monitor(targets, seconds, concurrency))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { json } => {

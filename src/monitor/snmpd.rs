@@ -74,6 +74,11 @@ impl LocalSnmpd {
         self.addr
     }
 
+    /// The agent's process id while it runs (the benchmark reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// A probe target for this agent with `community`.
     pub fn target(&self, community: &str) -> SnmpTarget {
         SnmpTarget::new(self.addr, community)

@@ -1,5 +1,3 @@
-//! Benchmarks: commands that print figures, never timed tests.
-//!
 //! `bench-planner` measures, in one run against one etcd: the raw etcd write ceiling (sequential
 //! puts and 3-op transactions), the planner's start-up path (N configs already in etcd when it
 //! starts) and its incremental path (modify events arriving while it runs). No worker runs, so

@@ -1,0 +1,178 @@
+//! `bench-monitor`: how many probes per second the monitor's prober sustains over N registered
+//! targets, and the CPU it takes, next to the ceiling of the SNMP agent it probes (bare probes,
+//! no scheduling, no etcd) measured in the same run against the same agent.
+//!
+//! Every target points at one local `snmpd` (nothing outside loopback is probed): half are load
+//! balancers (`snmp_device_lb`: a GET of sysUpTime), half interfaces (`snmp_ports`: a GETBULK
+//! walk of ifName, then a GET of ifOperStatus). The prober runs with a 1 ms interval, so it probes
+//! as fast as it can; at the original agents' 60 s interval, N targets need N/60 probes/s.
+
+use crate::monitor::registry::Registry;
+use crate::monitor::snmpd::LocalSnmpd;
+use crate::monitor::target::TargetSpec;
+use crate::monitor::{self, MonitorOptions, probe};
+use crate::store::LocalEtcd;
+use futures::{StreamExt, stream};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const COMMUNITY: &str = "bench-community";
+const INTERFACES: [(&str, bool); 4] = [("0/1", true), ("1/1", false), ("1/2", true), ("1/3", true)];
+/// How long the bare-probe ceiling runs.
+const CEILING_TIME: Duration = Duration::from_secs(5);
+/// Concurrent registrations while loading the targets.
+const LOAD_CONCURRENCY: usize = 64;
+
+pub async fn monitor(targets: usize, seconds: u64, concurrency: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(targets > 0 && concurrency > 0, "--targets and --concurrency must be at least 1");
+    let etcd = LocalEtcd::start().await?;
+    let store = etcd.connect().await?;
+    let device = LocalSnmpd::start(&[COMMUNITY], &INTERFACES).await?;
+    println!("bench-monitor: {targets} targets on one snmpd at {}, {concurrency} probes in flight", device.addr());
+
+    let ceiling = bare_probe_ceiling(&device, concurrency).await;
+    println!(
+        "SNMP agent ceiling (bare device probes, same concurrency, {:.0} s): {:.0} probes/s, snmpd CPU {:.0}%",
+        CEILING_TIME.as_secs_f64(),
+        ceiling.per_second,
+        ceiling.agent_cpu * 100.0
+    );
+
+    let registry = Registry::new(store.clone(), "http://127.0.0.1:7070");
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<()>> = stream::iter(0..targets)
+        .map(|i| {
+            let registry = registry.clone();
+            async move {
+                registry.create(spec(i)?).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(LOAD_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let load = started.elapsed().as_secs_f64();
+    println!("registration: {targets} targets in {load:.1} s = {:.0} targets/s", targets as f64 / load);
+
+    let mut options = MonitorOptions::new("bench");
+    options.interval = Duration::from_millis(1);
+    options.timeout = Duration::from_secs(2);
+    options.concurrency = concurrency;
+    options.probes.loopback_only = true;
+    options.probes.address_map.insert("*".into(), device.addr().to_string());
+    let probes = options.probes_done.clone();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let prober = tokio::spawn(monitor::run(store.clone(), options, shutdown));
+
+    // First sweep: until every target's status is in /monitoring.
+    loop {
+        let written = store.list("/monitoring/").await?.0.len();
+        if written >= targets {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {written} of {targets} statuses after 10 min"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sweep = started.elapsed().as_secs_f64();
+    println!("first sweep: all {targets} statuses written after {sweep:.1} s (one etcd put each)");
+
+    // Steady state: probes only, nothing changes, nothing is written.
+    let (count, at, cpu) = (probes.load(Ordering::Relaxed), Instant::now(), Cpu::now(device.pid()));
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let elapsed = at.elapsed().as_secs_f64();
+    let done = probes.load(Ordering::Relaxed) - count;
+    let used = Cpu::now(device.pid()).since(&cpu, elapsed);
+    let per_second = done as f64 / elapsed;
+    println!(
+        "steady state ({elapsed:.0} s): {per_second:.0} probes/s = {:.0}% of the agent ceiling; \
+         CPU: heat-reconciler {:.0}% of one core ({:.0} µs per probe), snmpd {:.0}%",
+        100.0 * per_second / ceiling.per_second,
+        used.ours * 100.0,
+        used.ours * 1e6 / per_second.max(1.0),
+        used.agent * 100.0
+    );
+    let needed = targets as f64 / 60.0;
+    println!(
+        "at the 60 s interval {targets} targets need {needed:.0} probes/s: {:.0}x headroom, \
+         ~{:.1}% of one core for heat-reconciler",
+        per_second / needed,
+        used.ours * 100.0 * needed / per_second.max(1.0)
+    );
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), prober).await;
+    Ok(())
+}
+
+fn spec(i: usize) -> anyhow::Result<TargetSpec> {
+    let mut properties = json!({"device_ip": format!("device-{i}.example"), "community_name": COMMUNITY});
+    let (kind, plural, key) = if i % 2 == 0 {
+        ("snmp_device_lb", "load_balancers", "load_balancer")
+    } else {
+        properties["if_name"] = json!(INTERFACES[i / 2 % INTERFACES.len()].0);
+        ("snmp_ports", "load_balancer_interfaces", "interface")
+    };
+    Ok(serde_json::from_value(json!({
+        "type": kind, "resource_type": plural, "resource_id": format!("bench-{i:06}"), "field_name": key,
+        "tenant_id": "bench", "version": 1, "properties": properties,
+        "syncer_properties": {"etcd": {"status": {"key": key}}}
+    }))?)
+}
+
+struct Ceiling {
+    per_second: f64,
+    agent_cpu: f64,
+}
+
+/// Bare `snmp_device` probes, `concurrency` at a time, for [`CEILING_TIME`].
+async fn bare_probe_ceiling(device: &LocalSnmpd, concurrency: usize) -> Ceiling {
+    let target = device.target(COMMUNITY);
+    let cpu = Cpu::now(device.pid());
+    let started = Instant::now();
+    let done = stream::iter(std::iter::repeat(()))
+        .take_while(|_| std::future::ready(started.elapsed() < CEILING_TIME))
+        .map(|_| probe::snmp_device(&target, Duration::from_secs(2)))
+        .buffer_unordered(concurrency)
+        .filter(|r| std::future::ready(r.is_ok()))
+        .count()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    Ceiling { per_second: done as f64 / elapsed, agent_cpu: Cpu::now(device.pid()).since(&cpu, elapsed).agent }
+}
+
+/// CPU seconds used so far by this process and the agent, from `/proc/<pid>/stat` (utime +
+/// stime, in the kernel's fixed 100 Hz USER_HZ ticks).
+struct Cpu {
+    ours: f64,
+    agent: f64,
+}
+
+struct CpuShare {
+    ours: f64,
+    agent: f64,
+}
+
+impl Cpu {
+    fn now(agent: Option<u32>) -> Cpu {
+        Cpu { ours: cpu_seconds("self"), agent: agent.map(|pid| cpu_seconds(&pid.to_string())).unwrap_or(0.0) }
+    }
+
+    /// The share of one core each used between `earlier` and now, over `elapsed` seconds.
+    fn since(&self, earlier: &Cpu, elapsed: f64) -> CpuShare {
+        CpuShare { ours: (self.ours - earlier.ours) / elapsed, agent: (self.agent - earlier.agent) / elapsed }
+    }
+}
+
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the `(comm)`, which may itself contain spaces: state is field 3, utime 14.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
