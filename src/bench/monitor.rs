@@ -111,7 +111,7 @@ pub async fn monitor(targets: usize, seconds: u64, concurrency: usize) -> anyhow
 
 fn spec(i: usize) -> anyhow::Result<TargetSpec> {
     let mut properties = json!({"device_ip": format!("device-{i}.example"), "community_name": COMMUNITY});
-    let (kind, plural, key) = if i % 2 == 0 {
+    let (kind, plural, key) = if i.is_multiple_of(2) {
         ("snmp_device_lb", "load_balancers", "load_balancer")
     } else {
         properties["if_name"] = json!(INTERFACES[i / 2 % INTERFACES.len()].0);
