@@ -9,7 +9,7 @@
 
 use crate::conformance::Scenario;
 use crate::heat::{Endpoint, HeatClient, local};
-use crate::monitor::{self, registry::Registry, snmpd::LocalSnmpd};
+use crate::monitor::{self, snmpd::LocalSnmpd};
 use crate::protocol::{Record, RecordKind, ResourceKey, ResourceRoot};
 use crate::replay::{ReplayOptions, replay};
 use crate::schema::Schema;
@@ -143,8 +143,8 @@ async fn start_monitor(
     options.timeout = Duration::from_secs(1);
     options.probes.address_map.insert("*".into(), device.addr().to_string());
     options.probes.loopback_only = true;
-    tokio::spawn(monitor::api::serve(listener, Registry::new(store.clone(), &url), token.clone(), shutdown.clone()));
-    tokio::spawn(monitor::run(store.clone(), options, shutdown));
+    let (store, served_url, served_token) = (store.clone(), url.clone(), token.clone());
+    tokio::spawn(async move { monitor::serve(store, listener, &served_url, served_token, options, shutdown).await });
     Ok((url, token))
 }
 

@@ -290,10 +290,8 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.monitor.monitor_listen)
             .await
             .with_context(|| format!("listening on {}", args.monitor.monitor_listen))?;
-        let registry = monitor::registry::Registry::new(store.clone(), &args.monitor.url());
-        let api = monitor::api::serve(listener, registry, token, shutdown.clone());
-        tasks.spawn(async move { Ok(api.await?) });
-        tasks.spawn(monitor::run(store.clone(), options, shutdown.clone()));
+        let (store, url, shutdown) = (store.clone(), args.monitor.url(), shutdown.clone());
+        tasks.spawn(async move { monitor::serve(store, listener, &url, token, options, shutdown).await });
     }
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -5,7 +5,7 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient, local};
-use heat_reconciler::monitor::{self, MonitorOptions, registry::Registry, snmpd::LocalSnmpd};
+use heat_reconciler::monitor::{self, MonitorOptions, snmpd::LocalSnmpd};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::Store;
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
@@ -39,8 +39,10 @@ impl Monitor {
         options.lease_ttl = Duration::from_secs(3);
         options.probes.address_map.insert("lb.example".into(), device.addr().to_string());
         options.probes.loopback_only = true;
-        tokio::spawn(monitor::api::serve(listener, Registry::new(store.clone(), &url), TOKEN.into(), shutdown.clone()));
-        tokio::spawn(monitor::run(store.clone(), options, shutdown));
+        let (store, served_url) = (store.clone(), url.clone());
+        tokio::spawn(
+            async move { monitor::serve(store, listener, &served_url, TOKEN.into(), options, shutdown).await },
+        );
         Monitor { url, stop }
     }
 

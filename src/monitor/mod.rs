@@ -17,3 +17,19 @@ pub mod status;
 pub mod target;
 
 pub use run::{MonitorOptions, run};
+
+/// The monitor role until `shutdown`: the target API on `listener` (its public base `url`, for
+/// the targets' links) and the prober.
+pub async fn serve(
+    store: crate::store::Store,
+    listener: tokio::net::TcpListener,
+    url: &str,
+    token: String,
+    options: MonitorOptions,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let api = api::serve(listener, registry::Registry::new(store.clone(), url), token, shutdown.clone());
+    let (api, prober) = tokio::join!(api, run(store, options, shutdown));
+    api?;
+    prober
+}
