@@ -26,10 +26,11 @@ struct Monitor {
 impl Monitor {
     async fn start(store: &Store, device: &LocalSnmpd) -> Monitor {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Monitor::start_on(store, device, listener).await
+        Monitor::start_on(store, device, listener, "{}").await
     }
 
-    async fn start_on(store: &Store, device: &LocalSnmpd, listener: tokio::net::TcpListener) -> Monitor {
+    /// `probes`: the `--probe-config` YAML.
+    async fn start_on(store: &Store, device: &LocalSnmpd, listener: tokio::net::TcpListener, probes: &str) -> Monitor {
         heat_reconciler::heat::install_crypto_provider();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, shutdown) = watch::channel(false);
@@ -39,6 +40,7 @@ impl Monitor {
         options.lease_ttl = Duration::from_secs(3);
         options.probes.address_map.insert("lb.example".into(), device.addr().to_string());
         options.probes.loopback_only = true;
+        options.probes.extend_from_yaml(probes).unwrap();
         let (store, served_url) = (store.clone(), url.clone());
         tokio::spawn(
             async move { monitor::serve(store, listener, &served_url, TOKEN.into(), options, shutdown).await },
@@ -190,6 +192,74 @@ async fn targets_are_probed_written_on_change_held_and_removed() {
     let _ = monitor.stop.send(true);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_and_http_probes_serve_the_types_without_snmp() {
+    let h = Harness::without_planner().await;
+    let device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
+    // A Nova-like API that knows one server, and a NETCONF-like pool member that listens.
+    let nova = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nova_port = nova.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/servers/{id}",
+        axum::routing::get(|axum::extract::Path(id): axum::extract::Path<String>| async move {
+            if id == "known" { axum::http::StatusCode::OK } else { axum::http::StatusCode::NOT_FOUND }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(nova, app).await });
+    let member = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let member_port = member.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = member.accept().await {
+            drop(socket);
+        }
+    });
+    let closed_port = {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        closed.local_addr().unwrap().port()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let probes = format!("compute: {{http: {{url: 'http://127.0.0.1:{nova_port}/servers/{{server_id}}'}}}}");
+    let monitor = Monitor::start_on(&h.store, &device, listener, &probes).await;
+
+    let mut keys = Vec::new();
+    for server in ["known", "unknown"] {
+        let id = unique("vnf");
+        let body = target_body(
+            "compute",
+            "vnf_instances",
+            &id,
+            2,
+            json!({"server_id": server}),
+            json!({"status": {"key": "server"}}),
+        );
+        assert_eq!(monitor.call(reqwest::Method::POST, "/targets", Some(body)).await.0, 201);
+        keys.push(format!("/monitoring/v2.0/vnf_instances/{id}"));
+    }
+    becomes(&h.store, &keys[0], r#"{"server":"UP","version":2}"#, 20).await;
+    becomes(&h.store, &keys[1], r#"{"server":"FAIL","version":2}"#, 20).await;
+
+    // A VRRP pool: one member listening, one not; not its positive status, so held for 1 s.
+    let gw = unique("gw");
+    let members = json!({"vrid": [1],
+        "primary": {"host": "127.0.0.1", "port": member_port, "login": "admin", "password": "pw"},
+        "secondary": {"host": "127.0.0.1", "port": closed_port, "login": "admin", "password": "pw"}});
+    let etcd = json!({"status": {"key": "status"},
+        "hold_options": {"positive_status": [{"primary": "MASTER", "secondary": "BACKUP"}], "time_seconds": 1}});
+    let (status, answer) = monitor
+        .call(reqwest::Method::POST, "/targets", Some(target_body("vrrp_pool", "gw_interfaces", &gw, 1, members, etcd)))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(answer["properties"]["primary"]["password"], "***");
+    becomes(
+        &h.store,
+        &format!("/monitoring/v2.0/gw_interfaces/{gw}"),
+        r#"{"status":{"primary":"UP","secondary":"FAIL"},"version":1}"#,
+        20,
+    )
+    .await;
+    let _ = monitor.stop.send(true);
+}
+
 /// A load balancer whose stack registers an `ESI::Monitoring::MonitoringTarget`, as the corpus
 /// `load_balancer` template does (its device address comes straight from the config here).
 const LOAD_BALANCER: &str = "heat_template_version: 2013-05-23
@@ -240,7 +310,7 @@ async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record
     .await
     .unwrap()
     .expect("a Heat with the collector configured");
-    let monitor = Monitor::start_on(&h.store, &device, listener).await;
+    let monitor = Monitor::start_on(&h.store, &device, listener, "{}").await;
     let (stop_worker, worker_shutdown) = watch::channel(false);
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url }).unwrap();
     let options = WorkerOptions {
