@@ -234,10 +234,11 @@ impl<'a> Prober<'a> {
     /// (see `Registry::delete`), so whatever else reports on that resource writes again.
     fn forget(&mut self, id: &str) {
         let Some(gone) = self.targets.remove(id) else { return };
-        let key = gone.target.spec.monitoring_key();
-        if gone.plan.is_some() {
-            self.written.remove(&key);
+        if !gone.target.spec.writes_status() {
+            return;
         }
+        let key = gone.target.spec.monitoring_key();
+        self.written.remove(&key);
         let now = Instant::now();
         let others: Vec<(String, u64)> = self
             .targets
