@@ -31,6 +31,9 @@ cleanup() {
   failing_state=${TMPDIR:-/tmp}/heat-reconciler-heat-failure-18204
   chattr -i "$failing_state/heat.sqlite" >/dev/null 2>&1 || true
   bash heat/stop-heat.sh --port 18204 --state-dir "$failing_state" --purge >/dev/null 2>&1 || true
+  # The Heat that tests/heat_restart.rs kills and restarts (it stops that one itself too).
+  bash heat/stop-heat.sh --port 18304 --state-dir "${TMPDIR:-/tmp}/heat-reconciler-heat-restart-18304" --purge \
+    >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 bash keystone/start-keystone.sh --port "$keystone_port" --heat-url "http://127.0.0.1:$heat_port" \

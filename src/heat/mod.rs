@@ -35,6 +35,10 @@ pub struct Stack {
     pub stack_status: String,
     #[serde(default)]
     pub stack_status_reason: String,
+    /// When the last update or delete began (`None` for a stack never updated): a newer value
+    /// means a newer operation.
+    #[serde(default)]
+    pub updated_time: Option<String>,
     /// Heat's outputs as returned (`output_key`, `output_value`, `description`, …).
     #[serde(default)]
     pub outputs: Vec<Map<String, Value>>,

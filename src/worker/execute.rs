@@ -145,7 +145,21 @@ pub async fn execute(heat: &HeatClient, job: &StackJob, patience: Patience, secr
 }
 
 /// Retries a Heat call while Heat is unreachable, until the deadline.
-async fn persist<T, F, Fut>(deadline: Instant, patience: Patience, mut call: F) -> Result<T, Failed>
+async fn persist<T, F, Fut>(deadline: Instant, patience: Patience, call: F) -> Result<T, Failed>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, HeatError>>,
+{
+    persist_noting(deadline, patience, &mut false, call).await
+}
+
+/// [`persist`], setting `unreachable` when Heat could not be reached at least once.
+async fn persist_noting<T, F, Fut>(
+    deadline: Instant,
+    patience: Patience,
+    unreachable: &mut bool,
+    mut call: F,
+) -> Result<T, Failed>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, HeatError>>,
@@ -154,6 +168,7 @@ where
     loop {
         match call().await {
             Err(e) if e.is_transient() && Instant::now() + delay < deadline => {
+                *unreachable = true;
                 tracing::warn!(error = %e, "Heat unavailable; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(patience.max_poll * 4);
@@ -180,13 +195,19 @@ async fn apply(
         timeout_mins: job.timeout_mins,
         disable_rollback: true,
     };
+    let update = StackRequest { stack_name: None, ..request.clone() };
     let existing = persist(deadline, patience, || heat.find(tenant, &name)).await?;
+    // Whether Heat may have lost the operation we sent: see `settle`.
+    let mut interrupted = false;
     let stack = match existing {
         None => {
             tracing::info!(stack = %name, "CREATE STARTED");
-            match persist(deadline, patience, || heat.create(tenant, &request)).await {
-                // A create whose answer was lost on the way and was sent again: it is there.
+            let mut unreachable = false;
+            match persist_noting(deadline, patience, &mut unreachable, || heat.create(tenant, &request)).await {
+                // A create whose answer was lost on the way and was sent again: it is there,
+                // started by a Heat that then went away.
                 Err(Failed::Heat(HeatError::Status { status: 409, .. })) => {
+                    interrupted = unreachable;
                     persist(deadline, patience, || heat.find(tenant, &name)).await?.ok_or_else(|| {
                         Failed::Heat(HeatError::Protocol(format!("Heat says {name} exists but does not find it")))
                     })?
@@ -196,12 +217,12 @@ async fn apply(
         }
         Some(stack) => {
             tracing::info!(stack = %name, "MODIFY STARTED");
-            let update = StackRequest { stack_name: None, ..request.clone() };
             persist(deadline, patience, || heat.update(tenant, &stack, &update)).await?;
             stack
         }
     };
-    let settled = settle(heat, tenant, &stack, patience, deadline, false).await?;
+    let operation = Operation::Update(&update);
+    let settled = settle(heat, tenant, &stack, patience, deadline, operation, interrupted).await?;
     if !settled.stack_status.ends_with("_COMPLETE") {
         return Err(Failed::Stack(Box::new(settled)));
     }
@@ -223,6 +244,7 @@ async fn delete(
         stack_name: name.clone(),
         stack_status: "DELETE_COMPLETE".into(),
         stack_status_reason: String::new(),
+        updated_time: None,
         outputs: Vec::new(),
     };
     tracing::info!(stack = %name, "DELETE STARTED");
@@ -231,7 +253,7 @@ async fn delete(
         return Ok((gone(), Vec::new()));
     };
     persist(deadline, patience, || heat.delete(tenant, &stack)).await?;
-    let settled = settle(heat, tenant, &stack, patience, deadline, true).await?;
+    let settled = settle(heat, tenant, &stack, patience, deadline, Operation::Delete, false).await?;
     match settled.stack_status.as_str() {
         "DELETE_COMPLETE" => Ok((settled, Vec::new())),
         _ => Err(Failed::Stack(Box::new(settled))),
@@ -241,18 +263,39 @@ async fn delete(
 /// Consecutive failed reads of a stack tolerated while polling.
 const MAX_MISREADS: u32 = 5;
 
-/// Polls the stack until its status is no longer `*_IN_PROGRESS`. While `deleting`, a stack
-/// that no longer shows at all is deleted.
+/// The operation a job sent to Heat, as it is sent again (a create is sent again as an update
+/// of the stack it started).
+#[derive(Clone, Copy)]
+enum Operation<'a> {
+    Update(&'a StackRequest),
+    Delete,
+}
+
+/// Polls the stack until its status is no longer `*_IN_PROGRESS`. While deleting, a stack that
+/// no longer shows at all is deleted.
+///
+/// A Heat stopped mid-operation leaves the stack `*_IN_PROGRESS` for good: the engine died with
+/// the operation, and nothing resumes it (Heat's start-up resets only legacy-engine stacks; a
+/// convergence stack waits for a new traversal). So when Heat could not be reached since the
+/// operation was sent (`interrupted`, or a failed poll) and then shows the stack still in
+/// progress with no newer operation begun (the same `updated_time` as before the outage), the
+/// operation is sent once more, once per outage: the new traversal takes the dead engine's
+/// resource locks (after Heat's two-second liveness check) and runs to the end. Identical
+/// operations converge to one stack; if the engine was alive after all, the second operation
+/// supersedes the first and ends when it would have, and a legacy engine refuses it (409) while
+/// a live engine holds the stack, so we go on polling.
 async fn settle(
     heat: &HeatClient,
     tenant: &str,
     stack: &StackRef,
     patience: Patience,
     deadline: Instant,
-    deleting: bool,
+    operation: Operation<'_>,
+    mut interrupted: bool,
 ) -> Result<Stack, Failed> {
+    let deleting = matches!(operation, Operation::Delete);
     let mut delay = patience.first_poll;
-    let mut last = None;
+    let mut last: Option<Stack> = None;
     let mut misreads = 0;
     loop {
         if Instant::now() >= deadline {
@@ -270,6 +313,7 @@ async fn settle(
                 });
             }
             Err(e) if e.is_transient() => {
+                interrupted = true;
                 tracing::warn!(stack = %stack.name, error = %e, "Heat unavailable while polling; retrying");
                 continue;
             }
@@ -287,7 +331,36 @@ async fn settle(
         if !shown.stack_status.ends_with("_IN_PROGRESS") {
             return Ok(shown);
         }
+        if std::mem::take(&mut interrupted) {
+            let newer = last.as_ref().is_some_and(|before| before.updated_time != shown.updated_time);
+            if !newer {
+                tracing::info!(stack = %stack.name, status = %shown.stack_status,
+                    "RESENT: Heat was unreachable and the stack is still in progress; its engine may be gone");
+                resend(heat, tenant, stack, operation, patience, deadline).await?;
+                delay = patience.first_poll;
+            }
+        }
         last = Some(shown);
+    }
+}
+
+/// Sends the operation again (see [`settle`]).
+async fn resend(
+    heat: &HeatClient,
+    tenant: &str,
+    stack: &StackRef,
+    operation: Operation<'_>,
+    patience: Patience,
+    deadline: Instant,
+) -> Result<(), Failed> {
+    let sent = match operation {
+        Operation::Update(request) => persist(deadline, patience, || heat.update(tenant, stack, request)).await,
+        Operation::Delete => persist(deadline, patience, || heat.delete(tenant, stack)).await,
+    };
+    match sent {
+        // A live engine still holds the stack (legacy engine): it finishes the operation.
+        Err(Failed::Heat(HeatError::Status { status: 409, .. })) => Ok(()),
+        other => other,
     }
 }
 
@@ -297,6 +370,7 @@ fn placeholder(stack: &StackRef) -> Stack {
         stack_name: stack.name.clone(),
         stack_status: String::new(),
         stack_status_reason: String::new(),
+        updated_time: None,
         outputs: Vec::new(),
     }
 }

@@ -1,0 +1,235 @@
+//! The worker against a real Heat that dies mid-operation. A stack in progress when Heat is
+//! SIGKILLed stays `*_IN_PROGRESS` after Heat restarts: its engine died with the operation and
+//! nothing resumes it. The worker polling it noticed Heat was gone; when Heat answers again with
+//! the stack still in progress it sends the operation once more, so the job completes within
+//! seconds of the restart, not at its deadline (the stack timeout plus two minutes, 180 s here),
+//! and with the one stack it had.
+//!
+//! A standalone Heat of this test's own runs on [`PORT`], with its state in a folder we know, so
+//! that it can be killed and started again on the same database.
+
+mod support;
+
+use heat_reconciler::heat::{Endpoint, HeatClient, StackRef};
+use heat_reconciler::protocol::{HeatStackRecord, Record, StateRecord};
+use heat_reconciler::schema::Schema;
+use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::sync::watch;
+
+/// This test's Heat (the tests' shared Heat is on 18004, the demo's on 18104, the failing one of
+/// tests/heat_failure.rs on 18204).
+const PORT: u16 = 18304;
+
+/// Each stack operation takes this long in Heat (its `OS::Heat::TestResource` waits).
+const WAIT_SECS: u64 = 4;
+
+/// The worker's deadline for these jobs: `heat_timeout` 1 minute plus the 2-minute margin.
+const OLD_DEADLINE: Duration = Duration::from_secs(180);
+
+/// A network whose stack takes [`WAIT_SECS`] to create, update or delete.
+const SLOW_NETWORK: &str = "heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  tenant_id: {type: string}
+  wait: {type: number, default: 0}
+resources:
+  label:
+    type: OS::Heat::Value
+    properties:
+      value: {get_param: name}
+  work:
+    type: OS::Heat::TestResource
+    properties:
+      value: {get_param: name}
+      action_wait_secs: {create: {get_param: wait}, update: {get_param: wait}, delete: {get_param: wait}}
+outputs:
+  id:
+    description: The network id.
+    value: {get_attr: [label, value]}
+";
+
+/// A standalone Heat of this test's own that can be killed and started again on its database.
+/// Dropping it stops it and deletes its folder.
+struct OwnHeat {
+    state_dir: PathBuf,
+    /// Held until the Heat is stopped: a second test process waits instead of restarting this
+    /// Heat under us.
+    _lock: std::fs::File,
+}
+
+impl OwnHeat {
+    fn start() -> OwnHeat {
+        let lock =
+            std::fs::File::create(std::env::temp_dir().join(format!("heat-reconciler-heat-restart-{PORT}.lock")))
+                .expect("lock file");
+        lock.lock().expect("lock");
+        let heat = OwnHeat {
+            state_dir: std::env::temp_dir().join(format!("heat-reconciler-heat-restart-{PORT}")),
+            _lock: lock,
+        };
+        heat.run_script(true);
+        heat
+    }
+
+    fn run_script(&self, fresh: bool) {
+        let mut command = Command::new("bash");
+        command
+            .arg(script("heat/start-heat.sh"))
+            .args(["--port", &PORT.to_string(), "--state-dir"])
+            .arg(&self.state_dir);
+        if fresh {
+            command.arg("--fresh");
+        }
+        let output = command.output().expect("start-heat.sh runs");
+        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{PORT}")
+    }
+
+    /// SIGKILL, as a crashed host or an OOM kill: the engine gets no chance to finish anything.
+    fn kill(&self) {
+        let pid = std::fs::read_to_string(self.state_dir.join("heat.pid")).expect("Heat's pid file");
+        let status = Command::new("kill").args(["-KILL", pid.trim()]).status().expect("kill runs");
+        assert!(status.success(), "kill -KILL {pid}");
+        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
+        let gone = Instant::now();
+        while proc.exists() && gone.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again on the same database.
+    fn restart(&self) {
+        self.run_script(false);
+    }
+}
+
+impl Drop for OwnHeat {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script("heat/stop-heat.sh"))
+            .args(["--port", &PORT.to_string(), "--purge", "--state-dir"])
+            .arg(&self.state_dir)
+            .output();
+    }
+}
+
+fn script(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn network(id: &str, name: &str) -> Value {
+    json!({"id": id, "name": name, "tenant_id": TENANT, "wait": WAIT_SECS})
+}
+
+/// Waits (at most [`OLD_DEADLINE`]) until `/state` of the network reports the version.
+async fn settled(h: &Harness, id: &str, version: u64) -> StateRecord {
+    eventually(OLD_DEADLINE.as_secs(), || async {
+        h.state("networks", id).await.filter(|s| s.version == version && !s.state.worker_state.is_empty())
+    })
+    .await
+}
+
+async fn heat_stack(h: &Harness, id: &str) -> Option<HeatStackRecord> {
+    let kv = h.store.get(&format!("/esi-worker/heat_stacks/v2.0/networks/{id}")).await.unwrap()?;
+    match Record::from_etcd(&kv.key, &kv.value).unwrap() {
+        Record::HeatStack(r) => Some(r),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits until Heat shows the stack in this status: the operation is under way.
+async fn heat_shows(heat: &HeatClient, name: &str, status: &str) -> StackRef {
+    eventually(60, || async {
+        let stack = heat.find(TENANT, name).await.ok().flatten()?;
+        let shown = heat.show(TENANT, &stack, false).await.ok()?;
+        (shown.stack_status == status).then_some(stack)
+    })
+    .await
+}
+
+/// Every stack Heat lists under this name (there must never be two).
+async fn stacks_named(heat: &HeatClient, name: &str) -> Vec<StackRef> {
+    heat.list(TENANT).await.expect("Heat lists").into_iter().map(|(s, _)| s).filter(|s| s.name == name).collect()
+}
+
+/// Kills Heat while the stack is in `status` and starts it again; returns when it answers again.
+async fn kill_during(own: &OwnHeat, heat: &HeatClient, name: &str, status: &str) -> Instant {
+    heat_shows(heat, name, status).await;
+    // Into the operation, well before its end.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(|| own.kill());
+    // Down for several of the worker's polls (a restart between two polls goes unnoticed).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| own.restart());
+    Instant::now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
+    // What the worker saw and did is printed if the test fails (`RUST_LOG` overrides it).
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "heat_reconciler::worker=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .try_init();
+    let own = OwnHeat::start();
+    let mut h = Harness::without_planner().await;
+    let mappings = json!({"name": "Pname", "tenant_id": "Ptenant_id", "wait": {"field": "wait"}, "heat_timeout": "C1"});
+    put_template(&h.store, "network", mappings, SLOW_NETWORK).await;
+    h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
+    let heat = HeatClient::new(Endpoint::NoAuth { base: own.base() }).expect("heat client");
+    let (stop_worker, shutdown) = watch::channel(false);
+    let patience =
+        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
+    let options = WorkerOptions { patience, ..Default::default() };
+    let worker =
+        tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat.clone(), options, shutdown));
+    let id = unique("net");
+    let name = format!("network_{id}");
+
+    // Heat dies while creating the stack.
+    h.config("networks", network(&id, "blue"), 1, false).await;
+    let restarted = kill_during(&own, &heat, &name, "CREATE_IN_PROGRESS").await;
+    let state = settled(&h, &id, 1).await;
+    let took = restarted.elapsed();
+    println!("create: completed {took:?} after Heat restarted");
+    assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{}", state.error);
+    assert!(took < Duration::from_secs(60), "took {took:?}; the worker waited for its deadline");
+    assert_eq!(heat_stack(&h, &id).await.expect("heat_stacks").output[0].output_value, json!("blue"));
+    assert_eq!(stacks_named(&heat, &name).await.len(), 1, "one stack, not a second one");
+
+    // Heat dies while updating it.
+    h.config("networks", network(&id, "green"), 2, false).await;
+    let restarted = kill_during(&own, &heat, &name, "UPDATE_IN_PROGRESS").await;
+    let state = settled(&h, &id, 2).await;
+    let took = restarted.elapsed();
+    println!("modify: completed {took:?} after Heat restarted");
+    assert_eq!(state.state.worker_state, "MODIFY_COMPLETED", "{}", state.error);
+    assert!(took < Duration::from_secs(60), "took {took:?}; the worker waited for its deadline");
+    let record = heat_stack(&h, &id).await.expect("heat_stacks");
+    assert_eq!((record.stack_status.as_str(), &record.output[0].output_value), ("UPDATE_COMPLETE", &json!("green")));
+    assert_eq!(stacks_named(&heat, &name).await.len(), 1, "one stack, not a second one");
+
+    // Heat dies while deleting it.
+    h.config("networks", network(&id, "green"), 3, true).await;
+    let restarted = kill_during(&own, &heat, &name, "DELETE_IN_PROGRESS").await;
+    let state = settled(&h, &id, 3).await;
+    let took = restarted.elapsed();
+    println!("delete: completed {took:?} after Heat restarted");
+    assert_eq!(state.state.worker_state, "DELETE_COMPLETED", "{}", state.error);
+    assert!(took < Duration::from_secs(60), "took {took:?}; the worker waited for its deadline");
+    assert_eq!(heat.find(TENANT, &name).await.unwrap(), None, "the stack is gone");
+
+    eventually(30, || async { h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
+    let _ = stop_worker.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    drop(own);
+}
