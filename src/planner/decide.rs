@@ -64,7 +64,7 @@ pub fn cancelled_by(failed: &str, waiting: &[&Job]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::protocol::{JobSpec, Param, ParamValue};
     use serde_json::{Map, json};
@@ -88,7 +88,8 @@ mod tests {
         assert_eq!(choose_action(&config(5, false), Some(&snapshot(4, true))), Some(Action::Create));
     }
 
-    fn job(id: &str, resource: (&str, &str), refs: &[(&str, &str)], dependency: &[&str]) -> Job {
+    /// A create job of `resource` whose one param references `refs` (also for live.rs's tests).
+    pub(in crate::planner) fn job(id: &str, resource: (&str, &str), refs: &[(&str, &str)], dependency: &[&str]) -> Job {
         Job {
             id: id.into(),
             dependency: dependency.iter().map(|d| (*d).to_owned()).collect(),

@@ -106,31 +106,9 @@ impl LiveJobs {
 mod tests {
     use super::super::decide::dependencies;
     use super::*;
-    use crate::protocol::{Action, JobSpec, Param, ParamValue};
-    use serde_json::Map;
 
     fn job(id: &str, resource: (&str, &str), refs: &[(&str, &str)]) -> Job {
-        Job {
-            id: id.into(),
-            dependency: Vec::new(),
-            spec: JobSpec {
-                action: Action::Create,
-                handler: "heat_worker".into(),
-                resource_type: resource.0.into(),
-                resource_id: resource.1.into(),
-                version: 1,
-                job_name: String::new(),
-                is_first: true,
-                is_last: true,
-                on_failure: "fail".into(),
-                params: vec![Param {
-                    param: "p".into(),
-                    value: ParamValue::Value(serde_json::Value::Null),
-                    resources: refs.iter().map(|(t, i)| ResourceRef::new(*t, *i)).collect(),
-                }],
-                resource_input: Map::new(),
-            },
-        }
+        super::super::decide::tests::job(id, resource, refs, &[])
     }
 
     #[test]
