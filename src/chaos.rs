@@ -1,7 +1,8 @@
 //! `chaos`: a scenario of at least 200 resources with dependencies (networks, subnets on them,
 //! ports on those) on a real etcd and a real standalone Heat, run by `heat-reconciler run` child
 //! processes of this executable that are SIGKILLed at random moments and replaced, through one
-//! etcd restart and one Heat outage. Resources are written in waves as Gohan would, a subset is
+//! etcd restart and one Heat outage (Heat SIGKILLed while updates run, started again later on its
+//! database). Resources are written in waves as Gohan would, a subset is
 //! modified and a few are deleted (marked, then their config removed once `/state` says
 //! DELETE_COMPLETED) while the chaos runs. Afterwards, with the controllers left alone, it waits
 //! (bounded) until everything converged and checks it: every resource at its final version with
@@ -517,6 +518,24 @@ impl LocalHeat {
         self.running = false;
         tokio::task::spawn_blocking(move || local::stop_on(port, Some(&dir))).await?
     }
+
+    /// SIGKILL, as a crashed Heat host: unlike a stop, which lets running operations finish for
+    /// a few seconds, this leaves the stacks in flight `*_IN_PROGRESS` for good (see the
+    /// worker's resend). Returns once the process is gone; its database is kept.
+    async fn kill(&mut self) -> anyhow::Result<()> {
+        let pid_file = self.dir.join("state").join("heat.pid");
+        let pid = std::fs::read_to_string(&pid_file)?.trim().to_owned();
+        anyhow::ensure!(pid.parse::<u32>().is_ok(), "{} holds no pid", pid_file.display());
+        self.running = false;
+        let killed = Command::new("kill").args(["-KILL", &pid]).status()?;
+        anyhow::ensure!(killed.success(), "kill -KILL {pid} failed");
+        let process = PathBuf::from(format!("/proc/{pid}"));
+        let since = Instant::now();
+        while process.exists() && since.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for LocalHeat {
@@ -548,13 +567,14 @@ enum Step {
     Kill,
     EtcdStop,
     EtcdStart,
-    HeatStop,
+    HeatKill,
     HeatStart,
 }
 
 /// The chaos phase's steps at their offsets from its start: creates in eight waves over the first
 /// 40%, the template fix at 25%, the etcd restart at 35%, modifies at 50% and 60%, the Heat
-/// outage from 55%, deletes at 70%, and a kill every 2–6 s throughout.
+/// outage from 2 s after the first modifies (while their updates run), deletes at 70%, and a
+/// kill every 2–6 s throughout.
 fn schedule(resources: &[Resource], options: &ChaosOptions, rng: &mut StdRng) -> Vec<(Duration, Step)> {
     let at = |fraction: f64| options.duration.mul_f64(fraction);
     let mut steps = Vec::new();
@@ -572,8 +592,9 @@ fn schedule(resources: &[Resource], options: &ChaosOptions, rng: &mut StdRng) ->
     steps.push((at(0.25), Step::FixTemplate));
     steps.push((at(0.35), Step::EtcdStop));
     steps.push((at(0.35) + Duration::from_millis(2500), Step::EtcdStart));
-    steps.push((at(0.55), Step::HeatStop));
-    steps.push((at(0.55) + options.heat_outage, Step::HeatStart));
+    let heat_kill = at(0.5) + Duration::from_secs(2);
+    steps.push((heat_kill, Step::HeatKill));
+    steps.push((heat_kill + options.heat_outage, Step::HeatStart));
     let mut t = Duration::from_secs(2);
     while t < options.duration {
         steps.push((t, Step::Kill));
@@ -838,6 +859,8 @@ struct LogFigures {
     heat_calls: HashMap<String, usize>,
     elections: usize,
     requeued: usize,
+    /// Operations sent again to a Heat that came back with their stacks still in progress.
+    resent: usize,
     lost_claims: usize,
     errors: usize,
 }
@@ -857,6 +880,7 @@ fn read_logs(paths: &[PathBuf]) -> LogFigures {
             }
             figures.elections += usize::from(line.contains("elected leader"));
             figures.requeued += usize::from(line.contains("job lost its worker; queued again"));
+            figures.resent += usize::from(line.contains("RESENT:"));
             figures.lost_claims += usize::from(line.contains("lost the claim"));
             figures.errors += usize::from(line.contains(" ERROR ") || line.contains("panicked"));
         }
@@ -1035,10 +1059,10 @@ async fn drive(
                 last_fault = Instant::now();
                 say(start, format!("etcd restarted (down {:.1} s)", etcd_down_for.as_secs_f64()));
             }
-            Step::HeatStop => {
+            Step::HeatKill => {
                 heat_down_at = Some(Instant::now());
-                heat_process.stop().await?;
-                say(start, "Heat stopped");
+                heat_process.kill().await?;
+                say(start, "Heat killed (SIGKILL)");
             }
             Step::HeatStart => {
                 heat_process.start(false).await?;
@@ -1148,8 +1172,9 @@ async fn drive(
     let per_job = if planned.is_empty() { 0.0 } else { calls as f64 / planned.len() as f64 };
     println!(
         "  Heat calls: {calls} for {} jobs ({per_job:.2} per job; {repeated} beyond one per job of their stack, \
-         i.e. jobs run again after a kill)",
-        planned.len()
+         i.e. jobs run again after a kill), and {} operations resent after the Heat outage",
+        planned.len(),
+        logs.resent
     );
     match converged_at {
         Some(at) => println!(
