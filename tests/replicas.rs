@@ -1,5 +1,5 @@
 //! Three `heat-reconciler run` processes against one etcd and one Heat: every job runs exactly
-//! once, and when the leading planner is killed another takes over within the lease TTL.
+//! once, and when the leading planner is killed another leads as soon as etcd expires its lease.
 
 mod support;
 
@@ -80,7 +80,10 @@ async fn three_replicas_run_every_job_once_and_survive_the_leader() {
     .await;
     let failover = killed.elapsed();
     println!("leader {leader} killed; {successor} leads after {failover:?}");
-    assert!(failover < Duration::from_secs(3 * 2 + 2), "failover took {failover:?}");
+    // etcd expires the lease at most the TTL (3 s) after the leader's last refresh and revokes it
+    // on its next 500 ms tick; the standby then claims the key within milliseconds (DESIGN.md,
+    // Recovery). The rest is slack for a loaded machine.
+    assert!(failover < Duration::from_secs(3 + 2), "failover took {failover:?}");
 
     for id in &ids[..12] {
         h.config("networks", json!({"id": id, "name": format!("{id}-v2"), "tenant_id": TENANT}), 2, false).await;
