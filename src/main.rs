@@ -138,8 +138,8 @@ struct RunArgs {
     /// This process's id in leader election (default: a random one).
     #[arg(long)]
     id: Option<String>,
-    /// TTL of the planner's leader lease, in seconds: a standby takes over this long after the
-    /// leader dies.
+    /// TTL of the planner's (and the monitor's) leader lease, in seconds: a standby takes over
+    /// at most about this long (plus etcd's 0.5 s expiry check) after the leader dies.
     #[arg(long, default_value_t = 15)]
     leader_ttl: u64,
     /// TTL of the worker's lease, in seconds: the jobs of a worker that dies are queued again
