@@ -193,6 +193,43 @@ async fn targets_are_probed_written_on_change_held_and_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_replica_serves_the_api_and_a_standby_takes_over_probing() {
+    let h = Harness::without_planner().await;
+    let mut device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
+    let leader = || async {
+        let kv = h.store.get(monitor::run::LEADER_KEY).await.unwrap()?;
+        Some(String::from_utf8(kv.value).unwrap())
+    };
+    let first = Monitor::start(&h.store, &device).await;
+    let first_id = eventually(10, leader).await;
+    let second = Monitor::start(&h.store, &device).await;
+
+    // Registered through the standby, probed by the leader.
+    let lb = unique("lb");
+    let body = target_body(
+        "snmp_device_lb",
+        "load_balancers",
+        &lb,
+        1,
+        json!({"device_ip": "lb.example", "community_name": COMMUNITY}),
+        json!({"status": {"key": "load_balancer"}}),
+    );
+    let (status, target) = second.call(reqwest::Method::POST, "/targets", Some(body)).await;
+    assert_eq!(status, 201);
+    let key = format!("/monitoring/v2.0/load_balancers/{lb}");
+    becomes(&h.store, &key, r#"{"load_balancer":"UP","version":1}"#, 20).await;
+    let path = format!("/targets/{}", target["id"].as_str().unwrap());
+    assert_eq!(first.call(reqwest::Method::GET, &path, None).await, (200, target));
+
+    // The leader goes; the standby leads and reports the change.
+    let _ = first.stop.send(true);
+    eventually(10, || async { leader().await.filter(|id| *id != first_id) }).await;
+    device.stop();
+    becomes(&h.store, &key, r#"{"load_balancer":"FAIL","version":1}"#, 20).await;
+    let _ = second.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_and_http_probes_serve_the_types_without_snmp() {
     let h = Harness::without_planner().await;
     let device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
