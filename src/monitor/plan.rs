@@ -112,6 +112,7 @@ impl ProbeConfig {
             KindProbe::SnmpPort => Plan::SnmpPort {
                 device: self.snmp_endpoint(property("device_ip")?, property("community_name")?),
                 if_name: property("if_name")?.to_owned(),
+                if_index: None,
             },
             KindProbe::PoolTcp => {
                 let members: Vec<Member> = spec
@@ -224,7 +225,12 @@ pub struct Member {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     SnmpDevice(SnmpEndpoint),
-    SnmpPort { device: SnmpEndpoint, if_name: String },
+    /// `if_index`: where the name was found last time, so the next reading is one GET.
+    SnmpPort {
+        device: SnmpEndpoint,
+        if_name: String,
+        if_index: Option<u64>,
+    },
     Pool(Vec<Member>),
     Tcp(Endpoint),
     Http(String),

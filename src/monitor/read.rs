@@ -1,23 +1,17 @@
 //! Carrying out one target's [`Plan`]: the probe calls and what they found.
 
 use super::plan::{Endpoint, Plan, Reading, SnmpEndpoint};
-use super::probe::{self, PortState, ProbeError, SnmpTarget};
+use super::probe::{self, PortReading, PortState, ProbeError, SnmpTarget};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Reads a target's status once; never takes longer than about `timeout` per member.
-pub async fn read(plan: &Plan, timeout: Duration, http: &reqwest::Client) -> Reading {
-    match plan {
+/// Reads a target's status once; never takes longer than about `timeout` per member. An
+/// interface's reading also says where its name was found, for [`remember`].
+pub async fn read(plan: &Plan, timeout: Duration, http: &reqwest::Client) -> (Reading, Option<u64>) {
+    let reading = match plan {
+        Plan::SnmpPort { device, if_name, if_index } => return port(device, if_name, *if_index, timeout).await,
         Plan::SnmpDevice(device) => match snmp_target(device).await {
             Ok(target) => reading(probe::snmp_device(&target, timeout).await),
-            Err(e) => fail(e),
-        },
-        Plan::SnmpPort { device, if_name } => match snmp_target(device).await {
-            Ok(target) => match probe::snmp_port(&target, if_name, timeout).await {
-                Ok(PortState::Up) => Reading::Up,
-                Ok(PortState::Down) => Reading::Down,
-                Err(e) => fail(e),
-            },
             Err(e) => fail(e),
         },
         Plan::Pool(members) => {
@@ -26,6 +20,26 @@ pub async fn read(plan: &Plan, timeout: Duration, http: &reqwest::Client) -> Rea
         }
         Plan::Tcp(endpoint) => tcp(endpoint, timeout).await,
         Plan::Http(url) => reading(probe::http(http, url, timeout).await),
+    };
+    (reading, None)
+}
+
+/// Keeps where an interface's name was found in its plan, so its next probe is one GET.
+pub fn remember(plan: &mut Plan, found: Option<u64>) {
+    if let (Plan::SnmpPort { if_index, .. }, Some(found)) = (plan, found) {
+        *if_index = Some(found);
+    }
+}
+
+async fn port(device: &SnmpEndpoint, if_name: &str, hint: Option<u64>, timeout: Duration) -> (Reading, Option<u64>) {
+    let target = match snmp_target(device).await {
+        Ok(target) => target,
+        Err(e) => return (fail(e), None),
+    };
+    match probe::snmp_port_at(&target, if_name, hint, timeout).await {
+        Ok(PortReading { state: PortState::Up, if_index }) => (Reading::Up, Some(if_index)),
+        Ok(PortReading { state: PortState::Down, if_index }) => (Reading::Down, Some(if_index)),
+        Err(e) => (fail(e), None),
     }
 }
 

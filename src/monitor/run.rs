@@ -3,7 +3,7 @@
 //! etcd watch of the target prefix, so whichever replica took the API call, the leader sees it.
 
 use super::plan::{Plan, ProbeConfig, Reading};
-use super::read::read;
+use super::read::{read, remember};
 use super::registry::{TARGETS_PREFIX, decode, target_key};
 use super::status::{Pending, Verdict, decide};
 use super::target::{HoldOptions, Target};
@@ -91,6 +91,8 @@ struct Probe {
     id: String,
     generation: u64,
     reading: Reading,
+    /// Where an interface's name was found.
+    if_index: Option<u64>,
 }
 
 struct Prober<'a> {
@@ -267,10 +269,11 @@ impl<'a> Prober<'a> {
             let (timeout, http) = (self.options.timeout, self.http.clone());
             probes.spawn(async move {
                 // A probe never outlives its timeout by much, whatever the probe does.
-                let reading = tokio::time::timeout(timeout + Duration::from_secs(1), read(&plan, timeout, &http))
-                    .await
-                    .unwrap_or_else(|_| Reading::Fail("probe timed out".into()));
-                Probe { id, generation, reading }
+                let (reading, if_index) =
+                    tokio::time::timeout(timeout + Duration::from_secs(1), read(&plan, timeout, &http))
+                        .await
+                        .unwrap_or_else(|_| (Reading::Fail("probe timed out".into()), None));
+                Probe { id, generation, reading, if_index }
             });
         }
     }
@@ -281,6 +284,9 @@ impl<'a> Prober<'a> {
             return Ok(());
         };
         tracked.probing = false;
+        if let Some(plan) = tracked.plan.as_mut() {
+            remember(plan, probe.if_index);
+        }
         let next = Instant::now() + self.options.interval;
         self.due.insert((next, probe.id.clone(), probe.generation));
         let key = tracked.target.spec.monitoring_key();
