@@ -20,7 +20,7 @@ use heat_reconciler::protocol::{HeatStackRecord, Record, StateRecord};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
@@ -32,44 +32,28 @@ const PORT: u16 = 18204;
 /// Heat's explanation of every 500 (`heat.api.middleware.fault`).
 const EXPLANATION: &str = "The server has either erred or is incapable of performing the requested operation.";
 
-/// A standalone Heat of this test's own, with its state (config, sqlite database) in a folder we
-/// know, so its database can be broken under it. Dropping it stops it and deletes that folder.
+/// The test's own Heat, whose database can be broken under it.
 struct FailingHeat {
-    state_dir: PathBuf,
-    /// Held until the Heat is stopped: a second test process (another `cargo test` on this
-    /// machine) waits instead of restarting this Heat under us.
-    _lock: std::fs::File,
+    heat: OwnHeat,
 }
 
 impl FailingHeat {
     fn start() -> FailingHeat {
-        let lock =
-            std::fs::File::create(std::env::temp_dir().join(format!("heat-reconciler-heat-failure-{PORT}.lock")))
-                .expect("lock file");
-        lock.lock().expect("lock");
-        let state_dir = std::env::temp_dir().join(format!("heat-reconciler-heat-failure-{PORT}"));
-        let heat = FailingHeat { state_dir, _lock: lock };
+        let heat = FailingHeat { heat: OwnHeat::claim("heat-failure", PORT) };
         // A run that died mid-test may have left the database immutable, which `--fresh` could
         // not delete.
         heat.set_writable(true, false);
         heat.restore_database();
-        let output = Command::new("bash")
-            .arg(script("heat/start-heat.sh"))
-            .args(["--port", &PORT.to_string(), "--fresh", "--state-dir"])
-            .arg(&heat.state_dir)
-            .output()
-            .expect("start-heat.sh runs");
-        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
-        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("http://127.0.0.1:{PORT}/v1/admin"));
+        assert_eq!(heat.heat.start(true), format!("http://127.0.0.1:{PORT}/v1/admin"));
         heat
     }
 
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{PORT}")
+        self.heat.base()
     }
 
     fn database(&self) -> PathBuf {
-        self.state_dir.join("heat.sqlite")
+        self.heat.state_dir.join("heat.sqlite")
     }
 
     /// `chattr -i` / `chattr +i` on the database file: an immutable file cannot be opened for
@@ -94,9 +78,9 @@ impl FailingHeat {
     /// The database becomes unreachable: its files move aside and a directory takes its path.
     fn lose_database(&self) {
         for suffix in ["", "-wal", "-shm"] {
-            let file = self.state_dir.join(format!("heat.sqlite{suffix}"));
+            let file = self.heat.state_dir.join(format!("heat.sqlite{suffix}"));
             if file.exists() {
-                std::fs::rename(&file, self.state_dir.join(format!("lost.sqlite{suffix}"))).expect("move aside");
+                std::fs::rename(&file, self.heat.state_dir.join(format!("lost.sqlite{suffix}"))).expect("move aside");
             }
         }
         std::fs::create_dir(self.database()).expect("a directory where the database was");
@@ -107,9 +91,9 @@ impl FailingHeat {
             std::fs::remove_dir(self.database()).expect("remove the directory");
         }
         for suffix in ["", "-wal", "-shm"] {
-            let lost = self.state_dir.join(format!("lost.sqlite{suffix}"));
+            let lost = self.heat.state_dir.join(format!("lost.sqlite{suffix}"));
             if lost.exists() {
-                std::fs::rename(&lost, self.state_dir.join(format!("heat.sqlite{suffix}"))).expect("move back");
+                std::fs::rename(&lost, self.heat.state_dir.join(format!("heat.sqlite{suffix}"))).expect("move back");
             }
         }
     }
@@ -117,17 +101,9 @@ impl FailingHeat {
 
 impl Drop for FailingHeat {
     fn drop(&mut self) {
+        // Before the Heat (a field) is stopped and its folder deleted.
         self.set_writable(true, false);
-        let _ = Command::new("bash")
-            .arg(script("heat/stop-heat.sh"))
-            .args(["--port", &PORT.to_string(), "--purge", "--state-dir"])
-            .arg(&self.state_dir)
-            .output();
     }
-}
-
-fn script(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 fn network(id: &str, name: &str) -> Value {

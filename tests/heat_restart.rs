@@ -15,8 +15,6 @@ use heat_reconciler::protocol::{HeatStackRecord, Record, StateRecord};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 use tokio::sync::watch;
@@ -52,78 +50,6 @@ outputs:
     description: The network id.
     value: {get_attr: [label, value]}
 ";
-
-/// A standalone Heat of this test's own that can be killed and started again on its database.
-/// Dropping it stops it and deletes its folder.
-struct OwnHeat {
-    state_dir: PathBuf,
-    /// Held until the Heat is stopped: a second test process waits instead of restarting this
-    /// Heat under us.
-    _lock: std::fs::File,
-}
-
-impl OwnHeat {
-    fn start() -> OwnHeat {
-        let lock =
-            std::fs::File::create(std::env::temp_dir().join(format!("heat-reconciler-heat-restart-{PORT}.lock")))
-                .expect("lock file");
-        lock.lock().expect("lock");
-        let heat = OwnHeat {
-            state_dir: std::env::temp_dir().join(format!("heat-reconciler-heat-restart-{PORT}")),
-            _lock: lock,
-        };
-        heat.run_script(true);
-        heat
-    }
-
-    fn run_script(&self, fresh: bool) {
-        let mut command = Command::new("bash");
-        command
-            .arg(script("heat/start-heat.sh"))
-            .args(["--port", &PORT.to_string(), "--state-dir"])
-            .arg(&self.state_dir);
-        if fresh {
-            command.arg("--fresh");
-        }
-        let output = command.output().expect("start-heat.sh runs");
-        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{PORT}")
-    }
-
-    /// SIGKILL, as a crashed host or an OOM kill: the engine gets no chance to finish anything.
-    fn kill(&self) {
-        let pid = std::fs::read_to_string(self.state_dir.join("heat.pid")).expect("Heat's pid file");
-        let status = Command::new("kill").args(["-KILL", pid.trim()]).status().expect("kill runs");
-        assert!(status.success(), "kill -KILL {pid}");
-        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
-        let gone = Instant::now();
-        while proc.exists() && gone.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Starts it again on the same database.
-    fn restart(&self) {
-        self.run_script(false);
-    }
-}
-
-impl Drop for OwnHeat {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script("heat/stop-heat.sh"))
-            .args(["--port", &PORT.to_string(), "--purge", "--state-dir"])
-            .arg(&self.state_dir)
-            .output();
-    }
-}
-
-fn script(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 fn network(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "tenant_id": TENANT, "wait": WAIT_SECS})
@@ -168,7 +94,7 @@ async fn kill_during(own: &OwnHeat, heat: &HeatClient, name: &str, status: &str)
     tokio::task::block_in_place(|| own.kill());
     // Down for several of the worker's polls (a restart between two polls goes unnoticed).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::task::block_in_place(|| own.restart());
+    tokio::task::block_in_place(|| own.start(false));
     Instant::now()
 }
 
@@ -180,7 +106,8 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
         .with_test_writer()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();
-    let own = OwnHeat::start();
+    let own = OwnHeat::claim("heat-restart", PORT);
+    own.start(true);
     let mut h = Harness::without_planner().await;
     let mappings = json!({"name": "Pname", "tenant_id": "Ptenant_id", "wait": {"field": "wait"}, "heat_timeout": "C1"});
     put_template(&h.store, "network", mappings, SLOW_NETWORK).await;

@@ -309,3 +309,72 @@ pub async fn set_template(h: &Harness, id: &str, text: &str) {
 pub fn network_mappings() -> Value {
     json!({"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"})
 }
+
+/// A standalone Heat of a test's own on `port`, with its state (config, sqlite database, pid file)
+/// in a folder the test knows, so it can kill, restart or break it. Dropping it stops it and
+/// deletes that folder.
+pub struct OwnHeat {
+    pub port: u16,
+    pub state_dir: std::path::PathBuf,
+    /// Held until the Heat is stopped: a second test process (another `cargo test` on this
+    /// machine) waits instead of restarting this Heat under us.
+    _lock: std::fs::File,
+}
+
+impl OwnHeat {
+    /// Takes the port for the test called `name` (waiting while another process holds it);
+    /// starts nothing yet.
+    pub fn claim(name: &str, port: u16) -> OwnHeat {
+        let dir = std::env::temp_dir();
+        let lock = std::fs::File::create(dir.join(format!("heat-reconciler-{name}-{port}.lock"))).expect("lock file");
+        lock.lock().expect("lock");
+        OwnHeat { port, state_dir: dir.join(format!("heat-reconciler-{name}-{port}")), _lock: lock }
+    }
+
+    /// Starts it (`fresh`: with no stacks, stopping one that runs; else on its database);
+    /// returns the endpoint the script prints.
+    pub fn start(&self, fresh: bool) -> String {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(script("heat/start-heat.sh"))
+            .args(["--port", &self.port.to_string(), "--state-dir"])
+            .arg(&self.state_dir);
+        if fresh {
+            command.arg("--fresh");
+        }
+        let output = command.output().expect("start-heat.sh runs");
+        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crashed host or an OOM kill: the engine gets no chance to finish anything.
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.state_dir.join("heat.pid")).expect("Heat's pid file");
+        let status = std::process::Command::new("kill").args(["-KILL", pid.trim()]).status().expect("kill runs");
+        assert!(status.success(), "kill -KILL {pid}");
+        let proc = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+        let gone = std::time::Instant::now();
+        while proc.exists() && gone.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OwnHeat {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(script("heat/stop-heat.sh"))
+            .args(["--port", &self.port.to_string(), "--purge", "--state-dir"])
+            .arg(&self.state_dir)
+            .output();
+    }
+}
+
+/// A file of the project's source tree.
+pub fn script(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
