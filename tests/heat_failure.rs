@@ -16,7 +16,7 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
-use heat_reconciler::protocol::{HeatStackRecord, Record, StateRecord};
+use heat_reconciler::protocol::StateRecord;
 use heat_reconciler::schema::Schema;
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
@@ -110,26 +110,6 @@ fn network(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "tenant_id": TENANT})
 }
 
-async fn settled(h: &Harness, id: &str, version: u64) -> StateRecord {
-    eventually(60, || async {
-        h.state("networks", id).await.filter(|s| s.version == version && !s.state.worker_state.is_empty())
-    })
-    .await
-}
-
-async fn heat_stack(h: &Harness, id: &str) -> Option<HeatStackRecord> {
-    let kv = h.store.get(&format!("/esi-worker/heat_stacks/v2.0/networks/{id}")).await.unwrap()?;
-    match Record::from_etcd(&kv.key, &kv.value).unwrap() {
-        Record::HeatStack(r) => Some(r),
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn queues_drained(h: &Harness) {
-    eventually(30, || async { h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
-    assert!(h.store.list("/esi-worker/job_state/").await.unwrap().0.is_empty(), "job_state left behind");
-}
-
 /// The state of a job Heat refused with a 500: `<ACTION>_FAILED`, `<ACTION>_ERROR`, and the error
 /// as the original worker wrote it, `HTTPInternalServerError: <Heat's JSON body>`.
 fn assert_internal_server_error(state: &StateRecord, action: &str, heat_error_type: &str) {
@@ -161,41 +141,41 @@ async fn a_heat_database_outage_fails_the_job_with_heats_500() {
     // While the database is healthy: a stack to modify later.
     let existing = unique("net");
     h.config("networks", network(&existing, "blue"), 1, false).await;
-    let state = settled(&h, &existing, 1).await;
+    let state = h.settled("networks", &existing, 1).await;
     assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{}", state.error);
-    queues_drained(&h).await;
+    h.queues_drained().await;
 
     // The database turns read-only: lookups still work, writes fail.
     failing.set_writable(false, true);
     let refused = unique("net");
     h.config("networks", network(&refused, "red"), 1, false).await;
     h.config("networks", network(&existing, "green"), 2, false).await;
-    let state = settled(&h, &refused, 1).await;
+    let state = h.settled("networks", &refused, 1).await;
     assert_internal_server_error(&state, "CREATE", "OperationalError");
-    assert!(heat_stack(&h, &refused).await.is_none(), "Heat gave no stack status: no heat_stacks record");
+    assert!(h.heat_stack("networks", &refused).await.is_none(), "Heat gave no stack status: no heat_stacks record");
     assert_eq!(heat.find(TENANT, &format!("network_{refused}")).await.unwrap(), None, "the lookup worked, no stack");
-    let state = settled(&h, &existing, 2).await;
+    let state = h.settled("networks", &existing, 2).await;
     assert_internal_server_error(&state, "MODIFY", "OperationalError");
-    let kept = heat_stack(&h, &existing).await.expect("the create's heat_stacks record");
+    let kept = h.heat_stack("networks", &existing).await.expect("the create's heat_stacks record");
     assert_eq!((kept.stack_status.as_str(), kept.output[0].output_value.clone()), ("CREATE_COMPLETE", json!("blue")));
-    queues_drained(&h).await;
+    h.queues_drained().await;
 
     // The database is gone altogether: the worker's first lookup already gets the 500.
     failing.set_writable(true, true);
     failing.lose_database();
     let unreachable = unique("net");
     h.config("networks", network(&unreachable, "black"), 1, false).await;
-    let state = settled(&h, &unreachable, 1).await;
+    let state = h.settled("networks", &unreachable, 1).await;
     assert_internal_server_error(&state, "CREATE", "DBNonExistentDatabase");
-    queues_drained(&h).await;
+    h.queues_drained().await;
 
     // The database is back: the next version of the refused resource goes through.
     failing.restore_database();
     h.config("networks", network(&refused, "red"), 2, false).await;
-    let state = settled(&h, &refused, 2).await;
+    let state = h.settled("networks", &refused, 2).await;
     assert!(state.state.worker_state.ends_with("_COMPLETED"), "{state:?}");
-    assert_eq!(heat_stack(&h, &refused).await.expect("heat_stacks").output[0].output_value, json!("red"));
-    queues_drained(&h).await;
+    assert_eq!(h.heat_stack("networks", &refused).await.expect("heat_stacks").output[0].output_value, json!("red"));
+    h.queues_drained().await;
 
     let _ = stop_worker.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;

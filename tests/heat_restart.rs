@@ -11,7 +11,6 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient, StackRef};
-use heat_reconciler::protocol::{HeatStackRecord, Record, StateRecord};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
@@ -26,8 +25,8 @@ const PORT: u16 = 18304;
 /// Each stack operation takes this long in Heat (its `OS::Heat::TestResource` waits).
 const WAIT_SECS: u64 = 4;
 
-/// The worker's deadline for these jobs: `heat_timeout` 1 minute plus the 2-minute margin.
-const OLD_DEADLINE: Duration = Duration::from_secs(180);
+// The worker's deadline for these jobs is 180 s (`heat_timeout` 1 minute plus the 2-minute
+// margin): a job that waited for it would take far longer than the 60 s the checks allow.
 
 /// A network whose stack takes [`WAIT_SECS`] to create, update or delete.
 const SLOW_NETWORK: &str = "heat_template_version: 2013-05-23
@@ -53,22 +52,6 @@ outputs:
 
 fn network(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "tenant_id": TENANT, "wait": WAIT_SECS})
-}
-
-/// Waits (at most [`OLD_DEADLINE`]) until `/state` of the network reports the version.
-async fn settled(h: &Harness, id: &str, version: u64) -> StateRecord {
-    eventually(OLD_DEADLINE.as_secs(), || async {
-        h.state("networks", id).await.filter(|s| s.version == version && !s.state.worker_state.is_empty())
-    })
-    .await
-}
-
-async fn heat_stack(h: &Harness, id: &str) -> Option<HeatStackRecord> {
-    let kv = h.store.get(&format!("/esi-worker/heat_stacks/v2.0/networks/{id}")).await.unwrap()?;
-    match Record::from_etcd(&kv.key, &kv.value).unwrap() {
-        Record::HeatStack(r) => Some(r),
-        other => panic!("{other:?}"),
-    }
 }
 
 /// Waits until Heat shows the stack in this status: the operation is under way.
@@ -125,30 +108,30 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
     // Heat dies while creating the stack.
     h.config("networks", network(&id, "blue"), 1, false).await;
     let restarted = kill_during(&own, &heat, &name, "CREATE_IN_PROGRESS").await;
-    let state = settled(&h, &id, 1).await;
+    let state = h.settled("networks", &id, 1).await;
     let took = restarted.elapsed();
     println!("create: completed {took:?} after Heat restarted");
     assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{}", state.error);
     assert!(took < Duration::from_secs(60), "took {took:?}; the worker waited for its deadline");
-    assert_eq!(heat_stack(&h, &id).await.expect("heat_stacks").output[0].output_value, json!("blue"));
+    assert_eq!(h.heat_stack("networks", &id).await.expect("heat_stacks").output[0].output_value, json!("blue"));
     assert_eq!(stacks_named(&heat, &name).await.len(), 1, "one stack, not a second one");
 
     // Heat dies while updating it.
     h.config("networks", network(&id, "green"), 2, false).await;
     let restarted = kill_during(&own, &heat, &name, "UPDATE_IN_PROGRESS").await;
-    let state = settled(&h, &id, 2).await;
+    let state = h.settled("networks", &id, 2).await;
     let took = restarted.elapsed();
     println!("modify: completed {took:?} after Heat restarted");
     assert_eq!(state.state.worker_state, "MODIFY_COMPLETED", "{}", state.error);
     assert!(took < Duration::from_secs(60), "took {took:?}; the worker waited for its deadline");
-    let record = heat_stack(&h, &id).await.expect("heat_stacks");
+    let record = h.heat_stack("networks", &id).await.expect("heat_stacks");
     assert_eq!((record.stack_status.as_str(), &record.output[0].output_value), ("UPDATE_COMPLETE", &json!("green")));
     assert_eq!(stacks_named(&heat, &name).await.len(), 1, "one stack, not a second one");
 
     // Heat dies while deleting it.
     h.config("networks", network(&id, "green"), 3, true).await;
     let restarted = kill_during(&own, &heat, &name, "DELETE_IN_PROGRESS").await;
-    let state = settled(&h, &id, 3).await;
+    let state = h.settled("networks", &id, 3).await;
     let took = restarted.elapsed();
     println!("delete: completed {took:?} after Heat restarted");
     assert_eq!(state.state.worker_state, "DELETE_COMPLETED", "{}", state.error);

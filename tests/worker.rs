@@ -4,7 +4,6 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
-use heat_reconciler::protocol::{HeatStackRecord, Record};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
@@ -81,29 +80,6 @@ fn fast() -> Patience {
     Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() }
 }
 
-impl World {
-    /// Waits until `/state` of the resource is at `version` with a final worker state.
-    async fn settled(&self, plural: &str, id: &str, version: u64) -> heat_reconciler::protocol::StateRecord {
-        eventually(90, || async {
-            self.h.state(plural, id).await.filter(|s| s.version == version && !s.state.worker_state.is_empty())
-        })
-        .await
-    }
-
-    async fn heat_stack(&self, plural: &str, id: &str) -> Option<HeatStackRecord> {
-        let kv = self.h.store.get(&format!("/esi-worker/heat_stacks/v2.0/{plural}/{id}")).await.unwrap()?;
-        match Record::from_etcd(&kv.key, &kv.value).unwrap() {
-            Record::HeatStack(r) => Some(r),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    async fn queues_drained(&self) {
-        eventually(30, || async { self.h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
-        assert!(self.h.store.list("/esi-worker/job_state/").await.unwrap().0.is_empty(), "job_state left behind");
-    }
-}
-
 fn network(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "tenant_id": TENANT})
 }
@@ -118,7 +94,7 @@ async fn create_modify_and_logical_delete_through_heat() {
     let mut w = world(fast()).await;
     let id = unique("net");
     w.h.config("networks", network(&id, "blue"), 1, false).await;
-    let state = w.settled("networks", &id, 1).await;
+    let state = w.h.settled("networks", &id, 1).await;
     assert_eq!(state.error, "");
     assert_eq!(state.state.worker_state, "CREATE_COMPLETED");
     assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_COMPLETE"));
@@ -128,20 +104,20 @@ async fn create_modify_and_logical_delete_through_heat() {
         raw["state"]["heat_outputs"],
         json!("[{\"output_value\": \"blue\", \"description\": \"The network id.\", \"output_key\": \"id\"}]")
     );
-    let stack = w.heat_stack("networks", &id).await.expect("heat_stacks record");
+    let stack = w.h.heat_stack("networks", &id).await.expect("heat_stacks record");
     assert_eq!(
         serde_json::to_value(&stack).unwrap(),
         json!({"id": format!("network:{id}"), "stack_id": format!("network_{id}"), "tenant_id": TENANT,
                "stack_status": "CREATE_COMPLETE", "status_reason": "Stack CREATE completed successfully",
                "output": [{"output_value": "blue", "description": "The network id.", "output_key": "id"}]})
     );
-    w.queues_drained().await;
+    w.h.queues_drained().await;
 
     w.h.config("networks", network(&id, "green"), 2, false).await;
-    let state = w.settled("networks", &id, 2).await;
+    let state = w.h.settled("networks", &id, 2).await;
     assert_eq!(state.state.worker_state, "MODIFY_COMPLETED", "{}", state.error);
     assert_eq!(state.state.orchestration_state.as_deref(), Some("UPDATE_COMPLETE"));
-    let stack = w.heat_stack("networks", &id).await.unwrap();
+    let stack = w.h.heat_stack("networks", &id).await.unwrap();
     // The reason is Heat's own words (the corpus's older Heat said "Stack successfully updated").
     assert_eq!(stack.stack_status, "UPDATE_COMPLETE");
     assert!(
@@ -150,13 +126,13 @@ async fn create_modify_and_logical_delete_through_heat() {
         stack.status_reason
     );
     assert_eq!(stack.output[0].output_value, json!("green"));
-    w.queues_drained().await;
+    w.h.queues_drained().await;
 
     w.h.config("networks", network(&id, "green"), 3, true).await;
-    let state = w.settled("networks", &id, 3).await;
+    let state = w.h.settled("networks", &id, 3).await;
     assert_eq!(state.state.worker_state, "DELETE_COMPLETED");
     assert_eq!(state.state.heat_outputs, Some(Vec::new()));
-    let stack = w.heat_stack("networks", &id).await.unwrap();
+    let stack = w.h.heat_stack("networks", &id).await.unwrap();
     assert_eq!(
         serde_json::to_value(&stack).unwrap(),
         json!({"id": format!("network:{id}"), "stack_id": "", "tenant_id": TENANT, "stack_status": "DELETE_COMPLETE",
@@ -164,7 +140,7 @@ async fn create_modify_and_logical_delete_through_heat() {
     );
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
     assert_eq!(heat.find(TENANT, &format!("network_{id}")).await.unwrap(), None, "the stack is gone from Heat");
-    w.queues_drained().await;
+    w.h.queues_drained().await;
     let _ = w.stop_worker.send(true);
 }
 
@@ -174,11 +150,11 @@ async fn outputs_flow_to_dependents_and_jinja_renders() {
     let (net, sub) = (unique("net"), unique("sub"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
     w.h.config("subnets", subnet(&sub, &net, json!(false), 0), 1, false).await;
-    let state = w.settled("subnets", &sub, 1).await;
+    let state = w.h.settled("subnets", &sub, 1).await;
     assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{}", state.error);
-    let stack = w.heat_stack("subnets", &sub).await.unwrap();
+    let stack = w.h.heat_stack("subnets", &sub).await.unwrap();
     assert_eq!(stack.output[0].output_value, json!("red"), "the network's output reached the subnet's parameter");
-    w.queues_drained().await;
+    w.h.queues_drained().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,17 +162,17 @@ async fn a_failed_stack_is_reported_and_its_dependents_cancelled() {
     let mut w = world(fast()).await;
     let (net, sub, gw) = (unique("net"), unique("sub"), unique("gw"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
-    w.settled("networks", &net, 1).await;
+    w.h.settled("networks", &net, 1).await;
     // The subnet's stack fails after a wait; the gateway's job waits for it meanwhile.
     w.h.config("subnets", subnet(&sub, &net, json!(true), 1), 1, false).await;
     w.h.config("vpn_gateways", json!({"id": gw, "tenant_id": TENANT, "subnet_id": sub}), 1, false).await;
-    let state = w.settled("subnets", &sub, 1).await;
+    let state = w.h.settled("subnets", &sub, 1).await;
     assert_eq!(state.state.worker_state, "CREATE_FAILED");
     assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_ERROR"));
     assert!(state.error.contains("CREATE_FAILED") && state.error.contains("Test Resource failed"), "{}", state.error);
-    let stack = w.heat_stack("subnets", &sub).await.expect("a stack status was obtained");
+    let stack = w.h.heat_stack("subnets", &sub).await.expect("a stack status was obtained");
     assert_eq!(stack.stack_status, "CREATE_FAILED");
-    let cancelled = w.settled("vpn_gateways", &gw, 1).await;
+    let cancelled = w.h.settled("vpn_gateways", &gw, 1).await;
     assert_eq!(cancelled.state.worker_state, "CREATE_FAILED");
     assert!(
         cancelled.error.contains(&format!("create:heat_worker:subnet:{sub}:1:"))
@@ -204,7 +180,7 @@ async fn a_failed_stack_is_reported_and_its_dependents_cancelled() {
         "{}",
         cancelled.error
     );
-    assert!(w.heat_stack("vpn_gateways", &gw).await.is_none(), "the cancelled job never reached Heat");
+    assert!(w.h.heat_stack("vpn_gateways", &gw).await.is_none(), "the cancelled job never reached Heat");
     let _ = w.stop_worker.send(true);
 }
 
@@ -216,18 +192,18 @@ async fn heat_rejections_render_errors_and_missing_outputs_are_reported() {
     w.h.config("load_balancers", json!({"id": lb, "tenant_id": TENANT}), 1, false).await;
     w.h.config("firewalls", json!({"id": fw, "tenant_id": TENANT, "vnf_instance_id": "nowhere"}), 1, false).await;
 
-    let rejected = w.settled("ports", &port, 1).await;
+    let rejected = w.h.settled("ports", &port, 1).await;
     assert_eq!(rejected.state.worker_state, "CREATE_FAILED");
     assert!(rejected.error.starts_with("HTTPBadRequest: "), "{}", rejected.error);
     assert!(rejected.error.contains("OS::Nope::Thing"), "Heat's explanation is kept: {}", rejected.error);
-    assert!(w.heat_stack("ports", &port).await.is_none(), "no stack status, no heat_stacks record");
+    assert!(w.h.heat_stack("ports", &port).await.is_none(), "no stack status, no heat_stacks record");
 
-    let unrendered = w.settled("load_balancers", &lb, 1).await;
+    let unrendered = w.h.settled("load_balancers", &lb, 1).await;
     assert!(unrendered.error.contains("template `load_balancer` does not render"), "{}", unrendered.error);
 
-    let unresolved = w.settled("firewalls", &fw, 1).await;
+    let unresolved = w.h.settled("firewalls", &fw, 1).await;
     assert!(unresolved.error.contains("vnf_instance `nowhere` has no heat_stacks record"), "{}", unresolved.error);
-    w.queues_drained().await;
+    w.h.queues_drained().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,12 +211,12 @@ async fn a_stack_that_does_not_settle_times_out() {
     let mut w = world(Patience { max_wait: Some(Duration::from_secs(3)), ..fast() }).await;
     let (net, sub) = (unique("net"), unique("sub"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
-    w.settled("networks", &net, 1).await;
+    w.h.settled("networks", &net, 1).await;
     w.h.config("subnets", subnet(&sub, &net, json!(false), 30), 1, false).await;
-    let state = w.settled("subnets", &sub, 1).await;
+    let state = w.h.settled("subnets", &sub, 1).await;
     assert_eq!(state.state.worker_state, "CREATE_FAILED");
     assert!(state.error.contains("did not settle within 3 s"), "{}", state.error);
-    w.queues_drained().await;
+    w.h.queues_drained().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,11 +230,11 @@ async fn secrets_never_reach_the_state_error() {
     set_template(&w.h, "subnet", &SUBNET.replace("  wait:", "  tenant_id: {type: string}\n  wait:")).await;
     let (net, sub) = (unique("net"), unique("sub"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
-    w.settled("networks", &net, 1).await;
+    w.h.settled("networks", &net, 1).await;
     let mut body = subnet(&sub, &net, json!(false), 0);
     body["admin_password"] = json!("hunter2-very-secret");
     w.h.config("subnets", body, 1, false).await;
-    let state = w.settled("subnets", &sub, 1).await;
+    let state = w.h.settled("subnets", &sub, 1).await;
     assert_eq!(state.state.worker_state, "CREATE_FAILED");
     assert!(state.error.contains("***"), "{}", state.error);
     assert!(!state.error.contains("hunter2"), "{}", state.error);

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use heat_reconciler::planner::{self, PlannerOptions};
-use heat_reconciler::protocol::{ConfigRecord, Job, JobQueue, Record, StateRecord, WorkerSnapshot};
+use heat_reconciler::protocol::{ConfigRecord, HeatStackRecord, Job, JobQueue, Record, StateRecord, WorkerSnapshot};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{LocalEtcd, Store};
 use serde_json::{Value, json};
@@ -177,6 +177,29 @@ impl Harness {
             Record::State(state) => Some(state),
             other => panic!("not a state: {other:?}"),
         }
+    }
+
+    /// Waits (at most 3 minutes) until `/state` of the resource is at `version` with a final
+    /// worker state.
+    pub async fn settled(&self, plural: &str, id: &str, version: u64) -> StateRecord {
+        eventually(180, || async {
+            self.state(plural, id).await.filter(|s| s.version == version && !s.state.worker_state.is_empty())
+        })
+        .await
+    }
+
+    pub async fn heat_stack(&self, plural: &str, id: &str) -> Option<HeatStackRecord> {
+        let kv = self.store.get(&format!("/esi-worker/heat_stacks/v2.0/{plural}/{id}")).await.unwrap()?;
+        match Record::from_etcd(&kv.key, &kv.value).unwrap() {
+            Record::HeatStack(r) => Some(r),
+            other => panic!("not a heat_stacks record: {other:?}"),
+        }
+    }
+
+    /// Waits until no job is left in `/jobs`, and checks no job_state was left behind.
+    pub async fn queues_drained(&self) {
+        eventually(30, || async { self.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
+        assert!(self.store.list("/esi-worker/job_state/").await.unwrap().0.is_empty(), "job_state left behind");
     }
 
     pub async fn snapshot(&self, plural: &str, id: &str) -> Option<WorkerSnapshot> {
