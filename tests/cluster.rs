@@ -5,13 +5,11 @@ mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
 use heat_reconciler::protocol::{ConfigRecord, Record};
-use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{LocalEtcd, Store};
-use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
+use heat_reconciler::worker::WorkerOptions;
 use serde_json::json;
 use std::time::Duration;
 use support::*;
-use tokio::sync::watch;
 
 async fn converged(store: &Store, id: &str) -> bool {
     let Ok(Some(kv)) = store.get(&format!("/state/v2.0/networks/{id}")).await else { return false };
@@ -27,11 +25,8 @@ async fn progress_continues_with_one_member_stopped() {
 
     let _planner = RunningPlanner::start(&store, "planner", Duration::from_secs(3));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
-    let patience =
-        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
-    let (_stop, shutdown) = watch::channel(false);
-    let options = WorkerOptions { patience, lease_ttl: Duration::from_secs(10), ..Default::default() };
-    tokio::spawn(worker::run(store.clone(), Schema::shipped().unwrap(), heat, options, shutdown));
+    let options = WorkerOptions { patience: fast_patience(), lease_ttl: Duration::from_secs(10), ..Default::default() };
+    let _worker = RunningWorker::start(&store, heat, options);
 
     let write = |id: String| {
         let store = store.clone();

@@ -17,14 +17,11 @@ mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
 use heat_reconciler::protocol::StateRecord;
-use heat_reconciler::schema::Schema;
-use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
-use tokio::sync::watch;
 
 /// The failing Heat's port (the tests' shared Heat is on 18004, the demo's on 18104).
 const PORT: u16 = 18204;
@@ -131,12 +128,7 @@ async fn a_heat_database_outage_fails_the_job_with_heats_500() {
     set_template(&h, "network", NETWORK).await;
     h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
     let heat = HeatClient::new(Endpoint::NoAuth { base: failing.base() }).expect("heat client");
-    let (stop_worker, shutdown) = watch::channel(false);
-    let patience =
-        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
-    let options = WorkerOptions { patience, ..Default::default() };
-    let worker =
-        tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat.clone(), options, shutdown));
+    let worker = RunningWorker::fast(&h.store, heat.clone());
 
     // While the database is healthy: a stack to modify later.
     let existing = unique("net");
@@ -177,7 +169,6 @@ async fn a_heat_database_outage_fails_the_job_with_heats_500() {
     assert_eq!(h.heat_stack("networks", &refused).await.expect("heat_stacks").output[0].output_value, json!("red"));
     h.queues_drained().await;
 
-    let _ = stop_worker.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    worker.stop().await;
     drop(failing);
 }

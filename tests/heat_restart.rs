@@ -11,12 +11,9 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient, StackRef};
-use heat_reconciler::schema::Schema;
-use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
-use tokio::sync::watch;
 
 /// This test's Heat (the tests' shared Heat is on 18004, the demo's on 18104, the failing one of
 /// tests/heat_failure.rs on 18204).
@@ -96,12 +93,7 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
     put_template(&h.store, "network", mappings, SLOW_NETWORK).await;
     h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
     let heat = HeatClient::new(Endpoint::NoAuth { base: own.base() }).expect("heat client");
-    let (stop_worker, shutdown) = watch::channel(false);
-    let patience =
-        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
-    let options = WorkerOptions { patience, ..Default::default() };
-    let worker =
-        tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat.clone(), options, shutdown));
+    let worker = RunningWorker::fast(&h.store, heat.clone());
     let id = unique("net");
     let name = format!("network_{id}");
 
@@ -139,7 +131,6 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
     assert_eq!(heat.find(TENANT, &name).await.unwrap(), None, "the stack is gone");
 
     eventually(30, || async { h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
-    let _ = stop_worker.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    worker.stop().await;
     drop(own);
 }

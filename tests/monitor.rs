@@ -6,9 +6,7 @@ mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient, local};
 use heat_reconciler::monitor::{self, MonitorOptions, snmpd::LocalSnmpd};
-use heat_reconciler::schema::Schema;
 use heat_reconciler::store::Store;
-use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
@@ -348,17 +346,8 @@ async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record
     .unwrap()
     .expect("a Heat with the collector configured");
     let monitor = Monitor::start_on(&h.store, &device, listener, "{}").await;
-    let (stop_worker, worker_shutdown) = watch::channel(false);
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url }).unwrap();
-    let options = WorkerOptions {
-        patience: Patience {
-            first_poll: Duration::from_millis(100),
-            max_poll: Duration::from_millis(500),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat, options, worker_shutdown));
+    let worker = RunningWorker::fast(&h.store, heat);
     h.template(
         "load_balancer",
         json!({"management_ip": {"field": "management_ip"}, "gohan_id": {"field": "id"},
@@ -422,7 +411,7 @@ async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record
     eventually(120, || async { monitoring(&h.store, &key).await.is_none().then_some(()) }).await;
     assert_eq!(monitor.call(reqwest::Method::GET, &format!("/targets/{second_id}"), None).await.0, 404);
 
-    let _ = stop_worker.send(true);
+    worker.stop().await;
     let _ = monitor.stop.send(true);
     let _ = tokio::task::spawn_blocking(|| local::stop_on(COLLECTOR_HEAT_PORT, None)).await;
 }

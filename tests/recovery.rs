@@ -9,10 +9,8 @@ use heat_reconciler::planner::PlannerOptions;
 use heat_reconciler::protocol::JobQueue;
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{Lease, Txn};
-use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use std::time::Duration;
 use support::*;
-use tokio::sync::watch;
 
 #[tokio::test]
 async fn a_job_whose_worker_died_is_queued_again() {
@@ -59,16 +57,7 @@ async fn a_failed_resource_is_retried_with_backoff_until_it_converges() {
     options.retry_base = Duration::from_secs(1);
     h.planner = Some(RunningPlanner::start_with(&h.store, options));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
-    let patience =
-        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
-    let (_stop, shutdown) = watch::channel(false);
-    tokio::spawn(worker::run(
-        h.store.clone(),
-        Schema::shipped().unwrap(),
-        heat,
-        WorkerOptions { patience, ..Default::default() },
-        shutdown,
-    ));
+    let _worker = RunningWorker::fast(&h.store, heat);
 
     let id = unique("net");
     h.config("networks", network(&id), 1, false).await;
@@ -120,16 +109,7 @@ async fn a_stack_deleted_behind_our_back_is_created_again() {
     put_template(&h.store, "network", network_mappings(), NETWORK).await;
     h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
-    let patience =
-        Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() };
-    let (_stop, shutdown) = watch::channel(false);
-    tokio::spawn(worker::run(
-        h.store.clone(),
-        Schema::shipped().unwrap(),
-        heat.clone(),
-        WorkerOptions { patience, ..Default::default() },
-        shutdown,
-    ));
+    let _worker = RunningWorker::fast(&h.store, heat.clone());
 
     let id = unique("net");
     h.config("networks", network(&id), 1, false).await;

@@ -4,12 +4,10 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
-use heat_reconciler::schema::Schema;
-use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
+use heat_reconciler::worker::{WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::*;
-use tokio::sync::watch;
 
 const SUBNET: &str = "heat_template_version: 2013-05-23
 parameters:
@@ -37,7 +35,7 @@ outputs:
 /// Worker test harness: etcd, the test templates, planner and worker on a real Heat.
 struct World {
     h: Harness,
-    stop_worker: watch::Sender<bool>,
+    worker: RunningWorker,
 }
 
 async fn world(patience: Patience) -> World {
@@ -70,14 +68,8 @@ async fn world(patience: Patience) -> World {
 
     h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).expect("heat client");
-    let (stop_worker, shutdown) = watch::channel(false);
-    let options = WorkerOptions { patience, ..Default::default() };
-    tokio::spawn(worker::run(h.store.clone(), Schema::shipped().unwrap(), heat, options, shutdown));
-    World { h, stop_worker }
-}
-
-fn fast() -> Patience {
-    Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() }
+    let worker = RunningWorker::start(&h.store, heat, WorkerOptions { patience, ..Default::default() });
+    World { h, worker }
 }
 
 fn network(id: &str, name: &str) -> Value {
@@ -91,7 +83,7 @@ fn subnet(id: &str, network: &str, fail: Value, wait: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_modify_and_logical_delete_through_heat() {
-    let mut w = world(fast()).await;
+    let mut w = world(fast_patience()).await;
     let id = unique("net");
     w.h.config("networks", network(&id, "blue"), 1, false).await;
     let state = w.h.settled("networks", &id, 1).await;
@@ -141,12 +133,12 @@ async fn create_modify_and_logical_delete_through_heat() {
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
     assert_eq!(heat.find(TENANT, &format!("network_{id}")).await.unwrap(), None, "the stack is gone from Heat");
     w.h.queues_drained().await;
-    let _ = w.stop_worker.send(true);
+    w.worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_flow_to_dependents_and_jinja_renders() {
-    let mut w = world(fast()).await;
+    let mut w = world(fast_patience()).await;
     let (net, sub) = (unique("net"), unique("sub"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
     w.h.config("subnets", subnet(&sub, &net, json!(false), 0), 1, false).await;
@@ -159,7 +151,7 @@ async fn outputs_flow_to_dependents_and_jinja_renders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_stack_is_reported_and_its_dependents_cancelled() {
-    let mut w = world(fast()).await;
+    let mut w = world(fast_patience()).await;
     let (net, sub, gw) = (unique("net"), unique("sub"), unique("gw"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
     w.h.settled("networks", &net, 1).await;
@@ -181,12 +173,12 @@ async fn a_failed_stack_is_reported_and_its_dependents_cancelled() {
         cancelled.error
     );
     assert!(w.h.heat_stack("vpn_gateways", &gw).await.is_none(), "the cancelled job never reached Heat");
-    let _ = w.stop_worker.send(true);
+    w.worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heat_rejections_render_errors_and_missing_outputs_are_reported() {
-    let mut w = world(fast()).await;
+    let mut w = world(fast_patience()).await;
     let (port, lb, fw) = (unique("port"), unique("lb"), unique("fw"));
     w.h.config("ports", json!({"id": port, "tenant_id": TENANT, "device_owner": "compute:nova"}), 1, false).await;
     w.h.config("load_balancers", json!({"id": lb, "tenant_id": TENANT}), 1, false).await;
@@ -208,7 +200,7 @@ async fn heat_rejections_render_errors_and_missing_outputs_are_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stack_that_does_not_settle_times_out() {
-    let mut w = world(Patience { max_wait: Some(Duration::from_secs(3)), ..fast() }).await;
+    let mut w = world(Patience { max_wait: Some(Duration::from_secs(3)), ..fast_patience() }).await;
     let (net, sub) = (unique("net"), unique("sub"));
     w.h.config("networks", network(&net, "red"), 1, false).await;
     w.h.settled("networks", &net, 1).await;
@@ -221,7 +213,7 @@ async fn a_stack_that_does_not_settle_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_state_error() {
-    let mut w = world(fast()).await;
+    let mut w = world(fast_patience()).await;
     // The boolean `fail` parameter gets a password: Heat's refusal quotes the value back.
     let mut h_template = json!({"network_id": "Mnetwork:network_id:id", "fail": {"field": "admin_password"}, "wait": {"constant": 0},
         "jinja_cidrs": {"constant": []}, "heat_timeout": "C1"});

@@ -1,10 +1,12 @@
 //! Shared test harness: a real etcd, the planner running against it, and Gohan-like writes.
 #![allow(dead_code)]
 
+use heat_reconciler::heat::HeatClient;
 use heat_reconciler::planner::{self, PlannerOptions};
 use heat_reconciler::protocol::{ConfigRecord, HeatStackRecord, Job, JobQueue, Record, StateRecord, WorkerSnapshot};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{LocalEtcd, Store};
+use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::time::Duration;
@@ -58,6 +60,44 @@ impl RunningPlanner {
             .await
             .expect("planner keeps up")
             .expect("planner alive");
+    }
+}
+
+/// Heat polled after 100 ms, doubling up to 500 ms: tests see outcomes at once.
+pub fn fast_patience() -> Patience {
+    Patience { first_poll: Duration::from_millis(100), max_poll: Duration::from_millis(500), ..Default::default() }
+}
+
+/// A worker running in this process; it stops when [`RunningWorker::stop`] is called or it is
+/// dropped.
+#[must_use = "the worker stops when this is dropped"]
+pub struct RunningWorker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    pub fn start(store: &Store, heat: HeatClient, options: WorkerOptions) -> Self {
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(worker::run(
+            store.clone(),
+            Schema::shipped().expect("shipped schema"),
+            heat,
+            options,
+            shutdown,
+        ));
+        RunningWorker { stop, task }
+    }
+
+    /// A worker with [`fast_patience`].
+    pub fn fast(store: &Store, heat: HeatClient) -> Self {
+        RunningWorker::start(store, heat, WorkerOptions { patience: fast_patience(), ..Default::default() })
+    }
+
+    /// Asks it to stop and waits (at most 10 s) until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
 }
 
