@@ -81,6 +81,8 @@ struct Tracked {
     generation: u64,
     /// `None`: nothing to write (metrics only) or nothing to probe with (logged).
     plan: Option<Plan>,
+    /// Where its status goes (`/monitoring/v2.0/<plural>/<id>`), and under which name.
+    key: String,
     status_key: String,
     hold: Option<HoldOptions>,
     pending: Pending,
@@ -203,18 +205,19 @@ impl<'a> Prober<'a> {
         self.generations += 1;
         let generation = self.generations;
         let status_key = target.spec.status_key().ok().flatten().map(str::to_owned);
+        let key = target.spec.monitoring_key();
         let plan = match &status_key {
             None => None,
             Some(_) => match self.options.probes.plan(&target) {
                 Ok(plan) => Some(plan),
                 Err(reason) => {
-                    tracing::warn!(%id, key = %target.spec.monitoring_key(), %reason, "target not probed");
+                    tracing::warn!(%id, %key, %reason, "target not probed");
                     None
                 }
             },
         };
         let hold = target.spec.hold_options().ok().flatten();
-        tracing::debug!(%id, key = %target.spec.monitoring_key(), ?plan, "tracking target");
+        tracing::debug!(%id, %key, ?plan, "tracking target");
         if plan.is_some() {
             self.due.insert((Instant::now(), id.to_owned(), generation));
         }
@@ -224,6 +227,7 @@ impl<'a> Prober<'a> {
                 target,
                 generation,
                 plan,
+                key,
                 status_key: status_key.unwrap_or_default(),
                 hold,
                 pending: Pending::default(),
@@ -239,13 +243,13 @@ impl<'a> Prober<'a> {
         if !gone.target.spec.writes_status() {
             return;
         }
-        let key = gone.target.spec.monitoring_key();
+        let key = gone.key;
         self.written.remove(&key);
         let now = Instant::now();
         let others: Vec<(String, u64)> = self
             .targets
             .iter()
-            .filter(|(_, t)| t.plan.is_some() && t.target.spec.monitoring_key() == key)
+            .filter(|(_, t)| t.plan.is_some() && t.key == key)
             .map(|(id, t)| (id.clone(), t.generation))
             .collect();
         for (id, generation) in others {
@@ -289,13 +293,13 @@ impl<'a> Prober<'a> {
         }
         let next = Instant::now() + self.options.interval;
         self.due.insert((next, probe.id.clone(), probe.generation));
-        let key = tracked.target.spec.monitoring_key();
+        let key = &tracked.key;
         let observed = probe.reading.record(&tracked.status_key, tracked.target.spec.version);
         if let Reading::Fail(reason) = &probe.reading {
             tracing::debug!(id = %probe.id, %key, %reason, "probe failed");
         }
         match decide(
-            self.written.get(&key),
+            self.written.get(key),
             observed,
             tracked.hold.as_ref(),
             &mut tracked.pending,
@@ -307,10 +311,10 @@ impl<'a> Prober<'a> {
                 let value = go_json(&serde_json::to_value(&record)?);
                 // Only while we lead, and only while the target is registered: a target deleted
                 // meanwhile took its status with it, and must not get it back.
-                let txn = self.leadership.guard(Txn::new()).if_present(&target_key(&probe.id)).put(&key, value.clone());
+                let txn = self.leadership.guard(Txn::new()).if_present(&target_key(&probe.id)).put(key, value.clone());
                 if self.store.commit(txn).await?.is_some() {
                     tracing::info!(%key, %value, "status written");
-                    self.written.insert(key, record);
+                    self.written.insert(key.clone(), record);
                 }
             }
         }
