@@ -3,6 +3,7 @@
 //! POSTs, and the record we keep and answer with (`id`, `link`, `created_at`, `monitorer` added).
 
 use crate::protocol::monitoring::MonitoringStatus;
+use crate::worker::secrets::{MASK, is_secret_key};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -11,9 +12,9 @@ use std::time::Duration;
 /// Collector Agent's `default_additional_prefix`.
 pub const MONITORING_PREFIX: &str = "/monitoring/v2.0";
 
-/// Keys whose values never leave the monitor unmasked (answers, logs): the SNMP community is the
-/// device's read password, the pool members carry login passwords.
-const SECRET_KEYS: [&str; 3] = ["community_name", "password", "token"];
+/// Besides what the worker masks (passwords, tokens, credentials, ...), the SNMP community: it is
+/// the device's read password.
+const COMMUNITY: &str = "community_name";
 
 /// What a `MonitoringTarget` registers: its HOT properties as sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,8 +151,8 @@ pub fn mask_secrets(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map.iter_mut() {
-                if SECRET_KEYS.iter().any(|secret| key.to_ascii_lowercase().contains(secret)) && !inner.is_null() {
-                    *inner = Value::String("***".into());
+                if (key == COMMUNITY || is_secret_key(key)) && !inner.is_null() {
+                    *inner = Value::String(MASK.into());
                 } else {
                     mask_secrets(inner);
                 }

@@ -54,7 +54,8 @@ impl Secrets {
     }
 }
 
-fn is_secret_key(key: &str) -> bool {
+/// Whether a JSON key names a secret (`admin_password`, `credentials`, `token`, ...).
+pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|word| key.contains(word))
 }
