@@ -1,19 +1,90 @@
 #!/usr/bin/env bash
-# Installs what building and testing heat-reconciler needs on a Debian machine, if it is missing:
-# protoc (etcd-client compiles etcd's protos at build time), a real etcd (tests and the demo
-# start their own on free loopback ports) and a real net-snmp agent (the SNMP probe tests, the demo
-# and the benchmark start their own snmpd on loopback). Safe to run repeatedly.
+# Installs what building, running the demo and testing heat-reconciler need on a Debian machine,
+# if it is missing. Each prerequisite is checked by doing what the build or the tests do with it
+# (compiling a proto that imports descriptor.proto, not only finding `protoc`), so a machine that
+# has a command but lacks what it needs is repaired too. Safe to run repeatedly.
+#
+#   prepare.sh          everything: the build, the demo and the tests
+#   prepare.sh --build  only what compiling needs (the image's builder stage runs this)
+#
+# What each item is for:
+#   C toolchain     Rust links with `cc`, and ring compiles C (gcc, libc6-dev)
+#   protoc          etcd-client compiles etcd's protos at build time; they import
+#                   google/protobuf/descriptor.proto, which only libprotobuf-dev ships
+#   etcd            tests and the demo start their own on free loopback ports
+#   snmpd           the SNMP probe tests, the demo and bench-monitor start their own on loopback
+#   python3         the standalone Heat and Keystone are installed from PyPI into a venv
+#   CA certificates cargo fetching crates from crates.io over HTTPS (the image's builder starts
+#                   without them, and the runtime image copies its bundle); pip reaching PyPI
+#   chattr          tests/heat_failure.rs makes a Heat database immutable
 set -euo pipefail
 
-need=()
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+mode=all
+case "${1:-}" in
+  "") ;;
+  --build) mode=build ;;
+  *) echo "prepare: unknown argument: $1 (expected nothing or --build)" >&2; exit 2 ;;
+esac
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+have_cc() {
+  printf 'int main(void) { return 0; }\n' >"$scratch/main.c"
+  cc "$scratch/main.c" -o "$scratch/main" >/dev/null 2>&1
+}
+have_protoc_with_includes() {
+  printf 'syntax = "proto3";\nimport "google/protobuf/descriptor.proto";\n' >"$scratch/check.proto"
+  protoc --proto_path="$scratch" --descriptor_set_out=/dev/null "$scratch/check.proto" >/dev/null 2>&1
+}
+have_etcd() { etcd --version >/dev/null 2>&1; }
 # Debian puts snmpd in /usr/sbin, which is not on every PATH.
-command -v snmpd >/dev/null 2>&1 || test -x /usr/sbin/snmpd || need+=(snmpd)
+have_snmpd() { command -v snmpd >/dev/null 2>&1 || test -x /usr/sbin/snmpd; }
+# start-heat.sh and start-keystone.sh need Python >= 3.10 that can make a venv or run pip.
+have_python() {
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 &&
+    { python3 -m pip --version >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }
+}
+have_ca_certificates() { test -s /etc/ssl/certs/ca-certificates.crt; }
+have_chattr() { command -v chattr >/dev/null 2>&1 || test -x /usr/bin/chattr || test -x /sbin/chattr; }
+
+# check name packages...
+checks=(
+  "have_cc:gcc libc6-dev"
+  "have_protoc_with_includes:protobuf-compiler libprotobuf-dev"
+  "have_ca_certificates:ca-certificates"
+)
+if [ "$mode" = all ]; then
+  checks+=(
+    "have_etcd:etcd-server"
+    "have_snmpd:snmpd"
+    "have_python:python3 python3-venv"
+    "have_chattr:e2fsprogs"
+  )
+fi
+
+need=()
+for check in "${checks[@]}"; do
+  if ! "${check%%:*}"; then
+    read -r -a packages <<<"${check#*:}"
+    need+=("${packages[@]}")
+  fi
+done
+
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "installing ${need[*]}" >&2
+  echo "prepare: installing ${need[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# Check again: an install that did not give what the build needs fails here, not in the build.
+failed=0
+for check in "${checks[@]}"; do
+  if ! "${check%%:*}"; then
+    echo "prepare: ${check%%:*} still fails after installing ${check#*:}" >&2
+    failed=1
+  fi
+done
+exit $failed
