@@ -240,6 +240,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    heat_reconciler::tls::install_crypto_provider();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -259,7 +260,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if args.roles.iter().any(|r| r == "planner") {
-        let mut options = planner::PlannerOptions::new(args.id.clone().unwrap_or_else(planner::random_id));
+        let mut options = planner::PlannerOptions::new(args.id.clone().unwrap_or_else(heat_reconciler::ids::random_id));
         options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
         options.resync_interval = std::time::Duration::from_secs(args.resync_interval.max(1));
         let (progress, _) = tokio::sync::watch::channel(0);
@@ -284,7 +285,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     }
     if args.roles.iter().any(|r| r == "monitor") {
         let token = args.monitor.token()?;
-        let id = args.id.clone().unwrap_or_else(planner::random_id);
+        let id = args.id.clone().unwrap_or_else(heat_reconciler::ids::random_id);
         let mut options = args.monitor.options(id)?;
         options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
         let listener = tokio::net::TcpListener::bind(args.monitor.monitor_listen)

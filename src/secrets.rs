@@ -1,9 +1,11 @@
-//! Keeping passwords out of error strings and logs: every string value held under a key that
-//! names a secret is replaced by `***` wherever it appears.
+//! The secret-key rule, shared by every role: a string value held under a key that names a
+//! secret (a password, secret, credential, token or SNMP community) is replaced by `***` wherever
+//! it would be shown — in error strings, logs, API answers and custom resources.
 
 use serde_json::Value;
 
-const SECRET_WORDS: [&str; 4] = ["password", "secret", "credential", "token"];
+// `community` (SNMP `community_name`): the device's read password.
+const SECRET_WORDS: [&str; 5] = ["password", "secret", "credential", "token", "community"];
 pub const MASK: &str = "***";
 
 /// The secret values found in some JSON documents (job params, resource bodies).
@@ -54,10 +56,42 @@ impl Secrets {
     }
 }
 
-/// Whether a JSON key names a secret (`admin_password`, `credentials`, `token`, ...).
+/// Whether a JSON key names a secret (`admin_password`, `credentials`, `token`,
+/// `community_name`, ...).
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|word| key.contains(word))
+}
+
+/// Replaces the value of every secret key, at any depth, by `***` (for answers that keep the
+/// document's shape).
+pub fn mask_secrets(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                if is_secret_key(key) && !inner.is_null() {
+                    *inner = Value::String(MASK.into());
+                } else {
+                    mask_secrets(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+/// Removes every secret key, at any depth (for documents that must not even say a secret exists,
+/// such as a custom resource's spec).
+pub fn strip_secrets(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, _| !is_secret_key(key));
+            map.values_mut().for_each(strip_secrets);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_secrets),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -76,5 +110,21 @@ mod tests {
             assert!(!masked.contains(secret), "{masked}");
         }
         assert!(masked.contains("\"name\": \"lb\""), "{masked}");
+    }
+
+    #[test]
+    fn strips_and_masks_secret_keys_at_any_depth() {
+        let body = json!({"name": "lb", "admin_password": "x", "interfaces": [{"community_name": "c", "id": "i"}],
+                          "auth": {"token": "t", "user": "u"}});
+        let mut stripped = body.clone();
+        strip_secrets(&mut stripped);
+        assert_eq!(stripped, json!({"name": "lb", "interfaces": [{"id": "i"}], "auth": {"user": "u"}}));
+        let mut masked = body;
+        mask_secrets(&mut masked);
+        assert_eq!(
+            masked,
+            json!({"name": "lb", "admin_password": "***", "interfaces": [{"community_name": "***", "id": "i"}],
+                   "auth": {"token": "***", "user": "u"}})
+        );
     }
 }

@@ -121,7 +121,7 @@ fn keystone() -> &'static TestKeystone {
 }
 
 fn http() -> reqwest::Client {
-    heat_reconciler::heat::install_crypto_provider();
+    heat_reconciler::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 

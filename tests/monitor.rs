@@ -29,7 +29,7 @@ impl Monitor {
 
     /// `probes`: the `--probe-config` YAML.
     async fn start_on(store: &Store, device: &LocalSnmpd, listener: tokio::net::TcpListener, probes: &str) -> Monitor {
-        heat_reconciler::heat::install_crypto_provider();
+        heat_reconciler::tls::install_crypto_provider();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, shutdown) = watch::channel(false);
         let mut options = MonitorOptions::new(unique("monitor"));

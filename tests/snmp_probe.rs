@@ -150,7 +150,7 @@ async fn http_server() -> String {
 
 #[tokio::test]
 async fn http_2xx_is_reachable_and_other_statuses_are_not() {
-    heat_reconciler::heat::install_crypto_provider();
+    heat_reconciler::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     let base = http_server().await;
     probe::http(&client, &format!("{base}/status/200"), TIMEOUT).await.expect("200");
@@ -167,7 +167,7 @@ async fn http_2xx_is_reachable_and_other_statuses_are_not() {
 
 #[tokio::test]
 async fn http_server_that_never_answers_times_out() {
-    heat_reconciler::heat::install_crypto_provider();
+    heat_reconciler::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     // Accepts connections (the kernel does, into the backlog) but never reads or answers.
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();

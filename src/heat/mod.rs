@@ -106,11 +106,6 @@ fn transport(e: reqwest::Error) -> HeatError {
     HeatError::Transport(e.without_url().to_string())
 }
 
-/// Installs the TLS crypto provider once per process (ring, the only one we build).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 #[derive(Clone)]
 pub struct HeatClient {
     http: reqwest::Client,
@@ -119,7 +114,8 @@ pub struct HeatClient {
 
 impl HeatClient {
     pub fn new(endpoint: Endpoint) -> Result<Self, HeatError> {
-        install_crypto_provider();
+        // Library users (tests, benchmarks) may not have gone through `main`.
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             // A redirect from `/stacks/<name>` is how Heat says where the stack is.
             .redirect(reqwest::redirect::Policy::none())

@@ -134,6 +134,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     tracing::info!(address = ?listener.local_addr().ok(), "target API listening");
     axum::serve(listener, router(registry, token))
-        .with_graceful_shutdown(async move { crate::planner::shut_down(&mut shutdown).await })
+        .with_graceful_shutdown(async move { crate::shutdown::shut_down(&mut shutdown).await })
         .await
 }

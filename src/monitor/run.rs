@@ -7,9 +7,9 @@ use super::read::{read, remember};
 use super::registry::{TARGETS_PREFIX, decode, target_key};
 use super::status::{Pending, Verdict, decide};
 use super::target::{HoldOptions, Target};
-use crate::planner::shut_down;
 use crate::protocol::json_style::go_json;
 use crate::protocol::monitoring::MonitoringRecord;
+use crate::shutdown::shut_down;
 use crate::store::{Leadership, Store, Txn, WatchEvent, campaign, watch_prefix};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -112,7 +112,6 @@ struct Prober<'a> {
 
 impl<'a> Prober<'a> {
     fn new(store: Store, leadership: &'a Leadership, options: &'a MonitorOptions) -> Self {
-        crate::heat::install_crypto_provider();
         Prober {
             store,
             leadership,

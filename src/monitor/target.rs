@@ -3,7 +3,7 @@
 //! POSTs, and the record we keep and answer with (`id`, `link`, `created_at`, `monitorer` added).
 
 use crate::protocol::monitoring::MonitoringStatus;
-use crate::worker::secrets::{MASK, is_secret_key};
+use crate::secrets::mask_secrets;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -11,10 +11,6 @@ use std::time::Duration;
 /// Where the status of a resource is written: `/monitoring<prefix>/<plural>/<id>`, with the
 /// Collector Agent's `default_additional_prefix`.
 pub const MONITORING_PREFIX: &str = "/monitoring/v2.0";
-
-/// Besides what the worker masks (passwords, tokens, credentials, ...), the SNMP community: it is
-/// the device's read password.
-const COMMUNITY: &str = "community_name";
 
 /// What a `MonitoringTarget` registers: its HOT properties as sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,23 +139,6 @@ impl Target {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         mask_secrets(&mut value);
         value
-    }
-}
-
-/// Replaces the value of every secret key, at any depth, by `***`.
-pub fn mask_secrets(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map.iter_mut() {
-                if (key == COMMUNITY || is_secret_key(key)) && !inner.is_null() {
-                    *inner = Value::String(MASK.into());
-                } else {
-                    mask_secrets(inner);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
-        _ => {}
     }
 }
 

@@ -17,6 +17,7 @@ use crate::protocol::{
     Action, ConfigRecord, Job, JobId, JobQueue, JobRecord, JobSpec, ResourceRoot, StateRecord, WorkerSnapshot,
 };
 use crate::schema::Schema;
+use crate::shutdown::shut_down;
 use crate::store::{KeyValue, Leadership, Store, StoreError, Txn, WatchEvent, campaign, watch_prefix};
 use retry::Retries;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -54,11 +55,6 @@ impl PlannerOptions {
     }
 }
 
-/// A fresh process id for leader election: `heat-reconciler-<16 hex digits>`.
-pub fn random_id() -> String {
-    format!("heat-reconciler-{:016x}", rand::random::<u64>())
-}
-
 /// Runs the planner until `shutdown` turns true: campaign for leadership, plan while leading,
 /// campaign again after losing it. `progress` receives the etcd revision processed so far.
 pub async fn run(
@@ -90,11 +86,6 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone).
-pub async fn shut_down(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
 }
 
 /// A set of writes that commit together, and how to replay them on the view.

@@ -21,7 +21,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = crate::planner::shut_down(&mut shutdown) => return,
+            _ = crate::shutdown::shut_down(&mut shutdown) => return,
         }
         match check(&store, &schema, &heat).await {
             Ok(0) => {}

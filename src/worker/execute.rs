@@ -1,9 +1,9 @@
 //! Running one job against Heat: create or update by the stack's existence, delete for a logical
 //! delete, poll until the stack settles, and describe the outcome as the records to write.
 
-use super::secrets::Secrets;
 use crate::heat::{HeatClient, HeatError, Stack, StackRef, StackRequest};
 use crate::protocol::{Action, HeatOutput, HeatStackRecord, JobState, StateRecord};
+use crate::secrets::Secrets;
 use serde_json::{Map, Value};
 use std::time::Duration;
 use tokio::time::Instant;

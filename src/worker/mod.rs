@@ -6,6 +6,5 @@ pub mod execute;
 pub mod render;
 pub mod resolve;
 pub mod run;
-pub mod secrets;
 
 pub use run::{WorkerOptions, run};

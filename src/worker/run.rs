@@ -4,13 +4,13 @@
 use super::execute::{Outcome, Patience, StackJob, execute};
 use super::render::render;
 use super::resolve::resolve;
-use super::secrets::Secrets;
 use crate::heat::HeatClient;
 use crate::mapping::{Produced, ResourceIndex, Scope, evaluate};
 use crate::protocol::{
     HeatStackRecord, Job, JobQueue, JobState, ParamValue, Record, ResourceRoot, keys::HEAT_TEMPLATES_PREFIX,
 };
 use crate::schema::Schema;
+use crate::secrets::Secrets;
 use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_prefix};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -73,7 +73,7 @@ pub async fn run(
                     tracing::warn!("worker lease lost; running jobs lose their claims");
                     continue 'lease;
                 }
-                _ = crate::planner::shut_down(&mut shutdown) => {
+                _ = crate::shutdown::shut_down(&mut shutdown) => {
                     // Waiting for every slot means every running job has finished.
                     let _ = slots.acquire_many(options.slots.max(1) as u32).await;
                     return Ok(());
@@ -139,7 +139,7 @@ impl Context {
     /// Claims a ready job: `/jobs/working/<id>` bound to our lease, `/jobs/ready/<id>` deleted,
     /// in one transaction. `None` when another worker was first.
     async fn claim(&self, job_id: &str, lease: i64) -> Result<Option<String>, StoreError> {
-        let reservation = crate::planner::random_id().replace("heat-reconciler-", "");
+        let reservation = crate::ids::random_id().replace("heat-reconciler-", "");
         let ready = JobQueue::Ready.key(job_id);
         let working = JobQueue::Working.key(job_id);
         let txn = Txn::new()
