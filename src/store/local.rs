@@ -14,6 +14,8 @@ pub struct LocalEtcd {
     /// Member name and the `--initial-cluster` it was started with.
     name: String,
     initial_cluster: String,
+    /// The `etcd` command.
+    binary: PathBuf,
     pub client_url: String,
     pub peer_url: String,
 }
@@ -29,6 +31,12 @@ fn free_ports() -> std::io::Result<(u16, u16)> {
 impl LocalEtcd {
     /// Starts `etcd` (from `PATH` or `ETCD_BIN`) and waits until it answers.
     pub async fn start() -> Result<LocalEtcd, StoreError> {
+        LocalEtcd::start_binary(default_binary()).await
+    }
+
+    /// Starts the `etcd` at `binary` (a newer one than the machine's, say) and waits until it
+    /// answers.
+    pub async fn start_binary(binary: PathBuf) -> Result<LocalEtcd, StoreError> {
         let io = |e: std::io::Error| StoreError::Other(format!("starting etcd: {e}"));
         let (client_port, peer_port) = free_ports().map_err(io)?;
         let data_dir = std::env::temp_dir().join(format!("heat-reconciler-etcd-{}-{client_port}", std::process::id()));
@@ -36,7 +44,8 @@ impl LocalEtcd {
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let initial_cluster = format!("local={peer_url}");
-        let mut etcd = LocalEtcd { child: None, data_dir, name: "local".into(), initial_cluster, client_url, peer_url };
+        let mut etcd =
+            LocalEtcd { child: None, data_dir, name: "local".into(), initial_cluster, binary, client_url, peer_url };
         etcd.spawn()?;
         etcd.wait_ready().await?;
         Ok(etcd)
@@ -64,6 +73,7 @@ impl LocalEtcd {
                 data_dir,
                 name: format!("m{n}"),
                 initial_cluster: initial_cluster.clone(),
+                binary: default_binary(),
                 client_url: format!("http://127.0.0.1:{}", ports[2 * n]),
                 peer_url: peer(n),
             };
@@ -78,8 +88,8 @@ impl LocalEtcd {
     }
 
     fn spawn(&mut self) -> Result<(), StoreError> {
-        let binary = std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".into());
-        let child = Command::new(&binary)
+        let binary = &self.binary;
+        let child = Command::new(binary)
             .args(["--name", &self.name, "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen-client-urls", &self.client_url, "--advertise-client-urls", &self.client_url])
@@ -89,7 +99,9 @@ impl LocalEtcd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| StoreError::Other(format!("starting `{binary}` (install the etcd-server package): {e}")))?;
+            .map_err(|e| {
+                StoreError::Other(format!("starting `{}` (install the etcd-server package): {e}", binary.display()))
+            })?;
         self.child = Some(child);
         Ok(())
     }
@@ -148,6 +160,11 @@ impl LocalEtcd {
     pub async fn connect(&self) -> Result<Store, StoreError> {
         Store::connect(&self.endpoints()).await
     }
+}
+
+/// `ETCD_BIN`, else `etcd` from `PATH`.
+fn default_binary() -> PathBuf {
+    std::env::var_os("ETCD_BIN").map_or_else(|| PathBuf::from("etcd"), PathBuf::from)
 }
 
 impl Drop for LocalEtcd {

@@ -109,7 +109,14 @@ async fn follow(
     let options = WatchOptions::new().with_prefix().with_start_revision(from + 1).with_progress_notify();
     let mut stream = store.client().watch(prefix, Some(options)).await.map_err(|e| (last, e.into()))?;
     loop {
-        let Some(response) = stream.message().await.map_err(|e| (last, e.into()))? else {
+        // A consumer that went away ends the watch now, not at the next message (or at the
+        // error an etcd stopping after it would bring).
+        let message = tokio::select! {
+            biased;
+            _ = sender.closed() => return Ok(Followed::ReceiverGone),
+            message = stream.message() => message,
+        };
+        let Some(response) = message.map_err(|e| (last, e.into()))? else {
             return Ok(Followed::Ended(last));
         };
         if response.compact_revision() > 0 {
