@@ -11,6 +11,10 @@ if [ ! -d ../shared/conformance/scenarios ] && [ -z "${HEAT_RECONCILER_CONFORMAN
 fi
 
 bash scripts/prepare.sh
+# A real kube-apiserver (and etcd 3.6, kubectl, helm) for the mirror's tests: built from the Go
+# module proxy on first use (about 15 minutes on 2 cores, once), cached under
+# ~/.cache/heat-reconciler. The tests fail, never skip, without them.
+bash scripts/prepare-kube.sh >/dev/null
 
 # A real standalone Heat for the worker tests (installed from PyPI on first use). The tests start
 # it themselves if needed; starting it here keeps the install out of any test's time.
