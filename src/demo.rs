@@ -5,10 +5,13 @@
 //! every record is shown as it appears, and the demo ends once the load balancer's `/state` is at
 //! version 2 and the monitor has written its `/monitoring` record for that version (point 6).
 //! The example's devices are played by a local `snmpd`: every device address the example names
-//! is probed there, and nothing outside loopback is ever probed.
+//! is probed there, and nothing outside loopback is ever probed. With `--kubernetes` a local
+//! kube-apiserver and the mirror run too, and the demo ends with `kubectl get loadbalancers`.
 
 use crate::conformance::Scenario;
 use crate::heat::{Endpoint, HeatClient, local};
+use crate::local::LocalKubeApiserver;
+use crate::mirror;
 use crate::monitor::{self, snmpd::LocalSnmpd};
 use crate::protocol::{Record, RecordKind, ResourceKey, ResourceRoot};
 use crate::replay::{ReplayOptions, replay};
@@ -34,7 +37,7 @@ const COMMUNITY: &str = "LOAD_BALANCER_COMMUNITY";
 /// The interfaces the example's load-balancer interfaces name (`0/1`, `1/<slot>`).
 const INTERFACES: [(&str, bool); 4] = [("0/1", true), ("1/1", true), ("1/2", true), ("1/3", true)];
 
-pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
+pub async fn run(schema: &Schema, json_lines: bool, kubernetes: bool) -> anyhow::Result<()> {
     let say = |text: String| {
         if !json_lines {
             println!("{text}");
@@ -49,6 +52,15 @@ pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
     let (_stop_monitor, monitor_shutdown) = tokio::sync::watch::channel(false);
     let collector = start_monitor(&store, &device, monitor_shutdown).await?;
     say(format!("  monitor (target API) at {}", collector.0));
+    let (stop_mirror, mirror_shutdown) = tokio::sync::watch::channel(false);
+    let kube = if kubernetes {
+        say("starting a local kube-apiserver (with its own etcd) and the mirror ...".into());
+        let (kube, mirror) = start_mirror(&store, schema, mirror_shutdown).await?;
+        say(format!("  kube-apiserver at {} (kubeconfig {})", kube.url(), kube.kubeconfig.display()));
+        Some((kube, mirror))
+    } else {
+        None
+    };
     say("starting the local standalone Heat (the first start installs it from PyPI) ...".into());
     let heat_url = tokio::task::spawn_blocking(move || {
         local::start_with_collector(local::PORT, Some(local::Collector { url: &collector.0, token: &collector.1 }))
@@ -125,6 +137,65 @@ pub async fn run(schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
         }
     }
     flow.abort();
+    if let Some((kube, mirror)) = kube {
+        show_custom_resource(&kube, json_lines).await?;
+        // The mirror stops before the apiserver it writes to.
+        let _ = stop_mirror.send(true);
+        mirror.await??;
+    }
+    Ok(())
+}
+
+/// Starts a local kube-apiserver with the CRDs installed and the mirror of load balancers into
+/// its `default` namespace.
+async fn start_mirror(
+    store: &crate::store::Store,
+    schema: &Schema,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(LocalKubeApiserver, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+    let kube = LocalKubeApiserver::start().await?;
+    kube.install_crds().await?;
+    let mut options = mirror::MirrorOptions::new("demo", "default");
+    options.resync_interval = Duration::from_secs(5);
+    let (store, schema, client) = (store.clone(), schema.clone(), kube.client().await?);
+    let mirror =
+        tokio::spawn(
+            async move { mirror::run::<mirror::LoadBalancer>(store, &schema, client, options, shutdown).await },
+        );
+    Ok((kube, mirror))
+}
+
+/// Waits until the load balancer's custom resource is Ready at the target version, then prints
+/// `kubectl get loadbalancers` (in `--json` mode, as one `{"kubectl": ..., "output": ...}` line).
+async fn show_custom_resource(kube: &LocalKubeApiserver, json_lines: bool) -> anyhow::Result<()> {
+    let api: kube::Api<mirror::LoadBalancer> = kube::Api::namespaced(kube.client().await?, "default");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let objects = api.list(&Default::default()).await?;
+        let ready = objects.items.iter().any(|lb| {
+            lb.status.as_ref().is_some_and(|s| {
+                s.desired_version == Some(TARGET_VERSION)
+                    && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        });
+        if ready {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the LoadBalancer custom resource was not Ready within 60 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let args = ["get", "loadbalancers", "-o", "wide"];
+    let table = kube.kubectl_ok(&args)?;
+    if json_lines {
+        println!("{}", json!({"kubectl": args.join(" "), "output": table}));
+    } else {
+        println!(
+            "
+$ kubectl {}
+{table}",
+            args.join(" ")
+        );
+    }
     Ok(())
 }
 

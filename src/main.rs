@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
 use heat_reconciler::heat::local as local_heat;
 use heat_reconciler::schema::{self, Schema};
-use heat_reconciler::{heat, monitor, planner, replay, store, worker};
+use heat_reconciler::{heat, mirror, monitor, planner, replay, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller roles against an etcd cluster.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure planning throughput on a synthetic resource graph against the raw etcd write rate.
     BenchPlanner {
         /// How many resources the synthetic graph holds.
@@ -45,11 +45,25 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
     },
+    /// Mirror N load balancers into a local kube-apiserver and print the time and the apiserver's
+    /// request counts next to its server-side-apply ceiling of the same run.
+    BenchMirror {
+        /// How many load balancers.
+        #[arg(long, default_value_t = 500)]
+        load_balancers: usize,
+        /// The mirror's write pace (as `run --mirror-writes-per-second`).
+        #[arg(long, default_value_t = 50.0)]
+        writes_per_second: f64,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo {
         /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
         #[arg(long)]
         json: bool,
+        /// Also start a local kube-apiserver and the mirror, and end with `kubectl get
+        /// loadbalancers` (needs `bash scripts/prepare-kube.sh` once).
+        #[arg(long)]
+        kubernetes: bool,
     },
     /// Check that every record of a scenario directory decodes and re-encodes unchanged.
     CheckRecords {
@@ -102,6 +116,8 @@ enum Command {
         #[arg(long)]
         keep_logs: bool,
     },
+    /// Print the CustomResourceDefinitions of the mirrored kinds as YAML (`crds/loadbalancers.yaml`).
+    Crdgen,
     /// Derive resource_types.json, relations.json and template_mappings.json from Gohan schemas.
     ImportSchemas {
         /// A Gohan schema dump: `{"schemas": [...]}` or a list.
@@ -122,7 +138,7 @@ struct RunArgs {
         default_value = "http://127.0.0.1:2379"
     )]
     etcd_endpoints: Vec<String>,
-    /// Which roles this process runs: planner, worker, monitor.
+    /// Which roles this process runs: planner, worker, monitor, mirror.
     #[arg(long, value_delimiter = ',', default_value = "planner,worker")]
     roles: Vec<String>,
     /// A standalone Heat without Keystone, e.g. `http://127.0.0.1:8004`. Without it the worker
@@ -155,6 +171,41 @@ struct RunArgs {
     no_drift_repair: bool,
     #[command(flatten)]
     monitor: MonitorArgs,
+    #[command(flatten)]
+    mirror: MirrorArgs,
+}
+
+/// The mirror role: the load balancers as `LoadBalancer` custom resources in Kubernetes.
+#[derive(clap::Args)]
+struct MirrorArgs {
+    /// The kubeconfig of the cluster to mirror into (default: `KUBECONFIG`, `~/.kube/config`, or
+    /// the pod's service account when run in a cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The namespace of the custom resources.
+    #[arg(long, env = "HEAT_RECONCILER_MIRROR_NAMESPACE", default_value = "default")]
+    mirror_namespace: String,
+    /// At most this many writes a second to the Kubernetes API.
+    #[arg(long, default_value_t = 50.0)]
+    mirror_writes_per_second: f64,
+}
+
+impl MirrorArgs {
+    async fn client(&self) -> anyhow::Result<kube::Client> {
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .with_context(|| format!("kubeconfig {}", path.display()))?
+            }
+            None => kube::Config::infer().await.context(
+                "no Kubernetes configuration: give --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
+            )?,
+        };
+        Ok(kube::Client::try_from(config)?)
+    }
 }
 
 /// The monitor role: the target API the `MonitoringTarget` resources call, and the prober.
@@ -252,7 +303,7 @@ fn main() -> ExitCode {
 }
 
 async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
-    let known = ["planner", "worker", "monitor"];
+    let known = ["planner", "worker", "monitor", "mirror"];
     if let Some(unknown) = args.roles.iter().find(|r| !known.contains(&r.as_str())) {
         anyhow::bail!("unknown role `{unknown}` (available: {})", known.join(", "));
     }
@@ -294,8 +345,30 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
         let (store, url, shutdown) = (store.clone(), args.monitor.url(), shutdown.clone());
         tasks.spawn(async move { monitor::serve(store, listener, &url, token, options, shutdown).await });
     }
+    if args.roles.iter().any(|r| r == "mirror") {
+        let client = args.mirror.client().await?;
+        let id = args.id.clone().unwrap_or_else(heat_reconciler::ids::random_id);
+        let mut options = mirror::MirrorOptions::new(id, args.mirror.mirror_namespace.clone());
+        options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
+        options.writes_per_second = args.mirror.mirror_writes_per_second;
+        options.resync_interval = std::time::Duration::from_secs(args.resync_interval.max(1));
+        let (store, schema, shutdown) = (store.clone(), schema.clone(), shutdown.clone());
+        tasks
+            .spawn(async move { mirror::run::<mirror::LoadBalancer>(store, &schema, client, options, shutdown).await });
+    }
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        // Ctrl-C, or SIGTERM from Kubernetes (or any process manager) stopping the pod.
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
@@ -336,7 +409,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(run_roles(args, schema))?;
+            runtime.block_on(run_roles(*args, schema))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchPlanner { resources, etcd_endpoints } => {
@@ -350,10 +423,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(heat_reconciler::bench::monitor(targets, seconds, concurrency))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { json } => {
+        Command::BenchMirror { load_balancers, writes_per_second } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(heat_reconciler::demo::run(&schema, json))?;
+            runtime.block_on(heat_reconciler::bench::mirror(load_balancers, writes_per_second, &schema))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { json, kubernetes } => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(heat_reconciler::demo::run(&schema, json, kubernetes))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckRecords { dir } => {
@@ -411,6 +490,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = runtime.block_on(heat_reconciler::chaos::run(options))?;
             println!("{}", summary.last_line());
             Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Crdgen => {
+            print!("{}", mirror::crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::ImportSchemas { schemas, out } => {
             let text = std::fs::read_to_string(&schemas).with_context(|| format!("reading {}", schemas.display()))?;

@@ -1,6 +1,7 @@
-//! `heat-reconciler demo --json` runs the flagship flow on a local etcd and a local standalone
-//! Heat, and the load balancer's version-2 records have the shapes of the corpus's
-//! `UpdateLoadbalancerInterface_05` pages (ids, suffixes and values Heat produces aside).
+//! `heat-reconciler demo --json --kubernetes` runs the flagship flow on a local etcd and a local
+//! standalone Heat, and the load balancer's version-2 records have the shapes of the corpus's
+//! `UpdateLoadbalancerInterface_05` pages (ids, suffixes and values Heat produces aside); the
+//! mirror shows it in `kubectl get loadbalancers` on a local kube-apiserver.
 
 use heat_reconciler::protocol::{JobId, Record};
 use serde_json::Value;
@@ -30,13 +31,25 @@ fn output_keys(outputs: &Value) -> BTreeSet<String> {
 
 #[test]
 fn the_demo_reaches_version_2_with_the_flagship_records() {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_heat-reconciler")).args(["demo", "--json"]).output().expect("demo runs");
+    let output = Command::new(env!("CARGO_BIN_EXE_heat-reconciler"))
+        .args(["demo", "--json", "--kubernetes"])
+        .output()
+        .expect("demo runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+    let mut lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
+
+    // The last line is `kubectl get loadbalancers -o wide`: the load balancer at version 2, Ready.
+    let kubectl = lines.pop().expect("output");
+    assert_eq!(kubectl["kubectl"], "get loadbalancers -o wide");
+    let table: Vec<Vec<&str>> =
+        kubectl["output"].as_str().unwrap().lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(table[0][..5], ["NAME", "VERSION", "STATE", "MONITORING", "READY"]);
+    assert_eq!(table.len(), 2, "{table:?}");
+    assert_eq!(table[1][..5], [LB, "2", "MODIFY_COMPLETED", "UP", "True"]);
+
     assert!(lines.iter().all(|l| keys(l) == BTreeSet::from(["key".to_owned(), "value".to_owned()])));
     let last_put =
         |key: &str| lines.iter().rev().find(|l| l["key"] == key && !l["value"].is_null()).map(|l| l["value"].clone());

@@ -1,8 +1,10 @@
 //! Benchmarks: commands that print figures, never timed tests. Each compares what it measures
-//! with the ceiling of the real part underneath (etcd, the SNMP agent), measured in the same run.
+//! with the ceiling of the real part underneath (etcd, the SNMP agent, the kube-apiserver), measured in the same run.
 
+pub mod mirror;
 mod monitor;
 mod planner;
 
+pub use mirror::mirror;
 pub use monitor::monitor;
 pub use planner::planner;

@@ -441,3 +441,34 @@ impl Drop for OwnHeat {
 pub fn script(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
+
+/// The conformance corpus: `HEAT_RECONCILER_CONFORMANCE`, else `../shared/conformance`.
+pub fn corpus() -> std::path::PathBuf {
+    std::env::var_os("HEAT_RECONCILER_CONFORMANCE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"))
+}
+
+/// The flagship load balancer's id (`UpdateLoadbalancerInterface_05`).
+pub const FLAGSHIP_LB: &str = "b311c470-d878-4fea-8466-a4393938f2d4";
+
+/// The six records of the flagship flow (`UpdateLoadbalancerInterface_05`: config, job,
+/// heat_stacks, job_state, state, monitoring) as (key, raw etcd value), in the order they were
+/// written; the config body as Gohan writes it (a JSON string).
+pub fn flagship_records() -> Vec<(String, Vec<u8>)> {
+    let mut records = Vec::new();
+    for stage in ["01_Gohan", "02_JobManager", "03_HeatWorker", "04_CollectorAgent"] {
+        let page =
+            corpus().join(format!("scenarios/05_load_balancer/records/{stage}/UpdateLoadbalancerInterface_05.json"));
+        let page: Value = serde_json::from_str(&std::fs::read_to_string(page).expect("flagship page")).unwrap();
+        for point in page["points"].as_array().unwrap() {
+            let mut value = point["value"].clone();
+            if let Some(body) = value.get("body").filter(|b| b.is_object()).cloned() {
+                value["body"] = Value::String(body.to_string());
+            }
+            records.push((point["key"].as_str().unwrap().to_owned(), value.to_string().into_bytes()));
+        }
+    }
+    assert_eq!(records.len(), 6, "config, job, heat_stacks, job_state, state, monitoring");
+    records
+}
