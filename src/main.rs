@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
 use heat_reconciler::heat::local as local_heat;
 use heat_reconciler::schema::{self, Schema};
+use heat_reconciler::telemetry::server::Checks;
+use heat_reconciler::telemetry::{LogFormat, init_logs};
 use heat_reconciler::{heat, mirror, monitor, planner, replay, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +18,9 @@ struct Cli {
     /// (default: the shipped configuration).
     #[arg(long, global = true, env = "HEAT_RECONCILER_SCHEMA_DIR")]
     schema_dir: Option<PathBuf>,
+    /// How log lines are written (what `RUST_LOG` lets through: default `info`).
+    #[arg(long, global = true, value_enum, default_value = "text", env = "HEAT_RECONCILER_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,9 +133,10 @@ enum Command {
     },
 }
 
+/// Where etcd is and how to reach it securely.
 #[derive(clap::Args)]
-struct RunArgs {
-    /// etcd client URLs, comma-separated.
+struct EtcdArgs {
+    /// etcd client URLs, comma-separated (`https://` with the TLS options below).
     #[arg(
         long,
         value_delimiter = ',',
@@ -138,6 +144,66 @@ struct RunArgs {
         default_value = "http://127.0.0.1:2379"
     )]
     etcd_endpoints: Vec<String>,
+    /// A PEM bundle of the CA that signed etcd's server certificates.
+    #[arg(long, env = "HEAT_RECONCILER_ETCD_CA_FILE")]
+    etcd_ca_file: Option<PathBuf>,
+    /// A PEM client certificate, for etcd's client-certificate authentication (with
+    /// `--etcd-key-file`).
+    #[arg(long, env = "HEAT_RECONCILER_ETCD_CERT_FILE", requires = "etcd_key_file")]
+    etcd_cert_file: Option<PathBuf>,
+    /// The PEM key of `--etcd-cert-file`.
+    #[arg(long, env = "HEAT_RECONCILER_ETCD_KEY_FILE", requires = "etcd_cert_file")]
+    etcd_key_file: Option<PathBuf>,
+    /// An etcd user (etcd's `auth enable`); its password comes from `--etcd-password-file` or
+    /// `HEAT_RECONCILER_ETCD_PASSWORD`, never from an argument.
+    #[arg(long, env = "HEAT_RECONCILER_ETCD_USER")]
+    etcd_user: Option<String>,
+    /// A file holding the password of `--etcd-user`.
+    #[arg(long, env = "HEAT_RECONCILER_ETCD_PASSWORD_FILE", requires = "etcd_user")]
+    etcd_password_file: Option<PathBuf>,
+}
+
+impl EtcdArgs {
+    fn access(&self) -> anyhow::Result<store::EtcdAccess> {
+        let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+        let identity = match (&self.etcd_cert_file, &self.etcd_key_file) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        let user = match &self.etcd_user {
+            Some(user) => {
+                let password = match &self.etcd_password_file {
+                    Some(path) => String::from_utf8(read(path)?).context("the etcd password file is not UTF-8")?,
+                    None => std::env::var("HEAT_RECONCILER_ETCD_PASSWORD").unwrap_or_default(),
+                };
+                let password = password.trim_end_matches(['\r', '\n']).to_owned();
+                anyhow::ensure!(
+                    !password.is_empty(),
+                    "--etcd-user {user} needs a password: --etcd-password-file or HEAT_RECONCILER_ETCD_PASSWORD"
+                );
+                Some((user.clone(), password))
+            }
+            None => None,
+        };
+        let ca = self.etcd_ca_file.as_ref().map(read).transpose()?;
+        Ok(store::EtcdAccess { ca, identity, user })
+    }
+
+    async fn connect(&self) -> anyhow::Result<store::Store> {
+        let endpoints = self.etcd_endpoints.join(",");
+        store::Store::connect_with(&self.etcd_endpoints, &self.access()?)
+            .await
+            .with_context(|| format!("connecting to etcd at {endpoints}"))
+    }
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// Serve `/healthz`, `/readyz` and `/metrics` (Prometheus) here, e.g. `0.0.0.0:9090`.
+    #[arg(long, env = "HEAT_RECONCILER_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Which roles this process runs: planner, worker, monitor, mirror.
     #[arg(long, value_delimiter = ',', default_value = "planner,worker")]
     roles: Vec<String>,
@@ -286,13 +352,9 @@ impl MonitorArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     heat_reconciler::tls::install_crypto_provider();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -307,7 +369,13 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     if let Some(unknown) = args.roles.iter().find(|r| !known.contains(&r.as_str())) {
         anyhow::bail!("unknown role `{unknown}` (available: {})", known.join(", "));
     }
-    let store = store::Store::connect(&args.etcd_endpoints).await?;
+    let store = args.etcd.connect().await?;
+    let mut checks = Checks::default();
+    let etcd = store.clone();
+    checks.add("etcd", move || {
+        let etcd = etcd.clone();
+        async move { etcd.revision().await.map(|_| ()).map_err(|e| e.to_string()) }
+    });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if args.roles.iter().any(|r| r == "planner") {
@@ -332,6 +400,11 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
                 Ok(())
             });
         }
+        let reach = heat.clone();
+        checks.add("heat", move || {
+            let heat = reach.clone();
+            async move { heat.reachable().await.map_err(|e| e.to_string()) }
+        });
         tasks.spawn(worker::run(store.clone(), schema.clone(), heat, options, shutdown.clone()));
     }
     if args.roles.iter().any(|r| r == "monitor") {
@@ -347,6 +420,11 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     }
     if args.roles.iter().any(|r| r == "mirror") {
         let client = args.mirror.client().await?;
+        let reach = client.clone();
+        checks.add("kubernetes", move || {
+            let client = reach.clone();
+            async move { client.apiserver_version().await.map(|_| ()).map_err(|e| e.to_string()) }
+        });
         let id = args.id.clone().unwrap_or_else(heat_reconciler::ids::random_id);
         let mut options = mirror::MirrorOptions::new(id, args.mirror.mirror_namespace.clone());
         options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
@@ -355,6 +433,12 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
         let (store, schema, shutdown) = (store.clone(), schema.clone(), shutdown.clone());
         tasks
             .spawn(async move { mirror::run::<mirror::LoadBalancer>(store, &schema, client, options, shutdown).await });
+    }
+    if let Some(address) = args.metrics_listen {
+        let listener =
+            tokio::net::TcpListener::bind(address).await.with_context(|| format!("--metrics-listen {address}"))?;
+        tracing::info!(%address, "serving /healthz, /readyz and /metrics");
+        tasks.spawn(heat_reconciler::telemetry::server::serve(listener, checks, shutdown.clone()));
     }
     tokio::spawn(async move {
         // Ctrl-C, or SIGTERM from Kubernetes (or any process manager) stopping the pod.

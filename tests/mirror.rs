@@ -165,6 +165,12 @@ async fn the_flagship_load_balancer_shows_in_kubectl_and_quiet_means_no_writes()
         object.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|m| m.manager).collect();
     assert!(managers.iter().all(|m| m == "heat-reconciler"), "{managers:?}");
 
+    let metrics = heat_reconciler::telemetry::metrics().encode();
+    for write in ["apply", "apply_status"] {
+        let sample = format!(r#"heat_reconciler_mirror_writes_total{{kind="LoadBalancer",write="{write}"}}"#);
+        assert!(metrics.contains(&sample), "{sample} in\n{metrics}");
+    }
+
     // Resyncs every second compare everything again and write nothing.
     let before = mirror.requests.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(4)).await;

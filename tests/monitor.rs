@@ -107,6 +107,8 @@ async fn targets_are_probed_written_on_change_held_and_removed() {
     assert_eq!((status, &shown), (200, &target));
     let lb_key = format!("/monitoring/v2.0/load_balancers/{lb}");
     becomes(&h.store, &lb_key, r#"{"load_balancer":"UP","version":1}"#, 20).await;
+    let metrics = heat_reconciler::telemetry::metrics().encode();
+    assert!(metrics.contains(r#"heat_reconciler_probes_total{probe="snmp_device",result="UP"}"#), "{metrics}");
 
     // Interfaces: up, down, and a name the device does not have; the logical port holds a FAIL
     // for 3 s (its positive statuses are UP and DOWN).

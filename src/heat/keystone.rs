@@ -62,6 +62,11 @@ impl Keystone {
         Keystone { auth_url, credentials, interface, region, cache: Arc::default() }
     }
 
+    /// Keystone's v3 URL.
+    pub fn auth_url(&self) -> &str {
+        &self.auth_url
+    }
+
     /// Reads `OS_AUTH_URL`, `OS_USERNAME`/`OS_PASSWORD` (+ `OS_USER_DOMAIN_NAME`,
     /// `OS_PROJECT_DOMAIN_NAME`) or `OS_APPLICATION_CREDENTIAL_ID`/`_SECRET`, `OS_INTERFACE` and
     /// `OS_REGION_NAME` from `vars`. `None` when no `OS_AUTH_URL` is set.

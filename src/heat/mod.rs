@@ -5,6 +5,7 @@
 pub mod keystone;
 pub mod local;
 
+use crate::telemetry::metrics::{HeatCallLabels, HeatErrorLabels};
 use keystone::Keystone;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -163,6 +164,7 @@ impl HeatClient {
         body: Option<&impl Serialize>,
     ) -> Result<reqwest::Response, HeatError> {
         let (base, token) = self.base(tenant).await?;
+        let method_name = method.as_str().to_owned();
         let mut request = self.http.request(method, format!("{base}{path}")).header("Accept", "application/json");
         match token {
             Some(token) => request = request.header("X-Auth-Token", token),
@@ -174,13 +176,39 @@ impl HeatClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        request.send().await.map_err(transport)
+        let began = std::time::Instant::now();
+        let answer = request.send().await;
+        let metrics = crate::telemetry::metrics();
+        let labels = HeatCallLabels { method: method_name };
+        metrics.heat_call_duration.get_or_create(&labels).observe(began.elapsed().as_secs_f64());
+        let failed = match &answer {
+            Ok(response) if response.status().is_client_error() || response.status().is_server_error() => {
+                // 404 of a stack looked for is an answer, not an error.
+                (response.status().as_u16() != 404).then(|| response.status().as_u16().to_string())
+            }
+            Ok(_) => None,
+            Err(_) => Some("unreachable".to_owned()),
+        };
+        if let Some(status) = failed {
+            metrics.heat_errors.get_or_create(&HeatErrorLabels { status }).inc();
+        }
+        answer.map_err(transport)
     }
 
     async fn fail(response: reqwest::Response) -> HeatError {
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         HeatError::Status { status, body }
+    }
+
+    /// Whether Heat (or, with Keystone, Keystone, which leads to it) answers at all: any HTTP
+    /// answer will do, so no credentials are spent on it.
+    pub async fn reachable(&self) -> Result<(), HeatError> {
+        let url = match &self.endpoint {
+            Endpoint::NoAuth { base } => base.clone(),
+            Endpoint::Keystone(keystone) => keystone.auth_url().to_owned(),
+        };
+        self.http.get(url).send().await.map(|_| ()).map_err(transport)
     }
 
     /// Finds a stack by name: `None` when Heat answers 404.

@@ -18,9 +18,11 @@ pub mod writer;
 pub use crd::{LoadBalancer, LoadBalancerSpec, MirrorStatus, crds_yaml};
 pub use kind::MirroredKind;
 
+use crate::election::{Election, lead_while_elected};
 use crate::schema::Schema;
 use crate::shutdown::shut_down;
-use crate::store::{Store, WatchEvent, campaign, watch_prefix};
+use crate::store::{Store, WatchEvent, watch_prefix};
+use crate::telemetry::Heartbeat;
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -88,26 +90,18 @@ pub async fn run<K: MirroredKind>(
         installed = check_installed(&api) => installed?,
         _ = shut_down(&mut shutdown) => return Ok(()),
     }
-    let key = leader_key::<K>();
-    loop {
-        let leadership = tokio::select! {
-            leadership = campaign(&store, &key, &options.id, options.lease_ttl) => leadership?,
-            _ = shut_down(&mut shutdown) => return Ok(()),
-        };
+    let election = Election {
+        role: format!("mirror/{}", K::plural(&())),
+        key: leader_key::<K>(),
+        id: options.id.clone(),
+        ttl: options.lease_ttl,
+    };
+    lead_while_elected(&store, &election, shutdown, |_, heartbeat| {
         let mut mirror = Mirror::<K>::new(api.clone(), &prefix, &options);
-        tokio::select! {
-            result = mirror.lead(&store) => {
-                tracing::error!(error = ?result.err(), "mirror stopped; standing down");
-                leadership.resign().await;
-            }
-            _ = leadership.lease.lost() => tracing::warn!("mirror leader lease lost; standing down"),
-            _ = shut_down(&mut shutdown) => {
-                leadership.resign().await;
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let store = store.clone();
+        Box::pin(async move { mirror.lead(&store, heartbeat).await })
+    })
+    .await
 }
 
 /// Lists one object: a missing CRD is an error for the operator (install it), an unreachable
@@ -166,7 +160,7 @@ impl<K: MirroredKind> Mirror<K> {
         }
     }
 
-    async fn lead(&mut self, store: &Store) -> anyhow::Result<()> {
+    async fn lead(&mut self, store: &Store, heartbeat: &mut Heartbeat) -> anyhow::Result<()> {
         // One watch per root, merged into one channel; the forwarders end with this function.
         let (sender, mut etcd) = mpsc::channel(1024);
         let mut forwarders = JoinSet::new();
@@ -187,6 +181,9 @@ impl<K: MirroredKind> Mirror<K> {
         tracing::info!(kind = K::kind(&()).as_ref(), namespace = %self.options.namespace, "mirroring");
         loop {
             let ready = self.view.complete() && self.objects_listed;
+            if ready {
+                heartbeat.ready();
+            }
             let next_retry = self.retry_at.first().map(|(due, _)| *due);
             tokio::select! {
                 biased;
@@ -203,6 +200,7 @@ impl<K: MirroredKind> Mirror<K> {
                     Err(e) => tracing::warn!(error = %e, "custom resource watch interrupted"),
                 },
                 _ = resync.tick() => self.mark_all_dirty(),
+                _ = heartbeat.tick() => {}
                 _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() => {
                     let now = Instant::now();
                     while let Some(entry) = self.retry_at.first().filter(|(due, _)| *due <= now).cloned() {

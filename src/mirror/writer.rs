@@ -5,6 +5,7 @@
 use super::crd::MirrorStatus;
 use super::kind::MirroredKind;
 use super::project::{DesiredObject, MANAGER};
+use crate::telemetry::metrics::MirrorWriteLabels;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use std::sync::Arc;
@@ -31,9 +32,12 @@ impl<K: MirroredKind> Writer<K> {
         Writer { api, pace, requests }
     }
 
-    async fn paced(&mut self) {
+    /// Waits for the pace, then counts the write about to be made.
+    async fn paced(&mut self, write: &str) {
         self.pace.tick().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let labels = MirrorWriteLabels { kind: K::kind(&()).into_owned(), write: write.to_owned() };
+        crate::telemetry::metrics().mirror_writes.get_or_create(&labels).inc();
     }
 
     /// Makes `name`'s metadata and spec what `desired` says (creating the object if needed);
@@ -60,7 +64,7 @@ impl<K: MirroredKind> Writer<K> {
         if let Some(status) = apply.as_object_mut() {
             status.remove("status");
         }
-        self.paced().await;
+        self.paced("apply").await;
         let written = self.api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&apply)).await?;
         if written.spec() == &spec {
             return Ok(written);
@@ -68,7 +72,7 @@ impl<K: MirroredKind> Writer<K> {
         // Someone else set spec fields we leave unset: apply does not remove what it does not
         // own, so take them out explicitly.
         let patch = json_patch::diff(&json!({"spec": written.spec()}), &json!({"spec": spec}));
-        self.paced().await;
+        self.paced("patch").await;
         self.api.patch(name, &json_patch_params(), &Patch::Json::<()>(patch)).await
     }
 
@@ -82,7 +86,7 @@ impl<K: MirroredKind> Writer<K> {
             fields.remove("spec");
             fields.insert("status".into(), serde_json::to_value(status).map_err(kube::Error::SerdeError)?);
         }
-        self.paced().await;
+        self.paced("apply_status").await;
         let written =
             self.api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&apply)).await?;
         if written.status() == Some(status) {
@@ -90,13 +94,13 @@ impl<K: MirroredKind> Writer<K> {
         }
         let before = serde_json::to_value(written.status()).map_err(kube::Error::SerdeError)?;
         let patch = json_patch::diff(&json!({"status": before}), &json!({"status": status}));
-        self.paced().await;
+        self.paced("patch_status").await;
         self.api.patch_status(name, &json_patch_params(), &Patch::Json::<()>(patch)).await
     }
 
     /// Deletes `name`; a missing object is fine.
     pub async fn delete(&mut self, name: &str) -> Result<(), kube::Error> {
-        self.paced().await;
+        self.paced("delete").await;
         match self.api.delete(name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

@@ -236,6 +236,19 @@ pub enum Plan {
     Http(String),
 }
 
+impl Plan {
+    /// What kind of probe it is, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Plan::SnmpDevice(_) => "snmp_device",
+            Plan::SnmpPort { .. } => "snmp_port",
+            Plan::Pool(_) => "pool",
+            Plan::Tcp(_) => "tcp",
+            Plan::Http(_) => "http",
+        }
+    }
+}
+
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reading {
@@ -248,6 +261,17 @@ pub enum Reading {
 }
 
 impl Reading {
+    /// In one word, for metrics: `UP`, `DOWN` or `FAIL`; a pool is its worst member.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Reading::Pool(members) => {
+                let words: Vec<&str> = members.iter().map(|(_, reading)| reading.summary()).collect();
+                ["FAIL", "DOWN"].into_iter().find(|worst| words.contains(worst)).unwrap_or("UP")
+            }
+            single => single.word(),
+        }
+    }
+
     fn word(&self) -> &'static str {
         match self {
             Reading::Up => "UP",

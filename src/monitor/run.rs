@@ -7,10 +7,12 @@ use super::read::{read, remember};
 use super::registry::{TARGETS_PREFIX, decode, target_key};
 use super::status::{Pending, Verdict, decide};
 use super::target::{HoldOptions, Target};
+use crate::election::{Election, lead_while_elected};
 use crate::protocol::json_style::go_json;
 use crate::protocol::monitoring::MonitoringRecord;
-use crate::shutdown::shut_down;
-use crate::store::{Leadership, Store, Txn, WatchEvent, campaign, watch_prefix};
+use crate::store::{Leadership, Store, Txn, WatchEvent, watch_prefix};
+use crate::telemetry::Heartbeat;
+use crate::telemetry::metrics::ProbeLabels;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,26 +54,14 @@ impl MonitorOptions {
 }
 
 /// Runs the prober until `shutdown` turns true: campaign, probe while leading, campaign again.
-pub async fn run(store: Store, options: MonitorOptions, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    loop {
-        let leadership = tokio::select! {
-            leadership = campaign(&store, LEADER_KEY, &options.id, options.lease_ttl) => leadership?,
-            _ = shut_down(&mut shutdown) => return Ok(()),
-        };
-        let mut prober = Prober::new(store.clone(), &leadership, &options);
-        tokio::select! {
-            result = prober.lead() => {
-                tracing::error!(error = ?result.err(), "prober stopped; standing down");
-                leadership.resign().await;
-            }
-            _ = leadership.lease.lost() => tracing::warn!("monitor leader lease lost; standing down"),
-            _ = shut_down(&mut shutdown) => {
-                leadership.resign().await;
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+pub async fn run(store: Store, options: MonitorOptions, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let election =
+        Election { role: "monitor".into(), key: LEADER_KEY.into(), id: options.id.clone(), ttl: options.lease_ttl };
+    lead_while_elected(&store, &election, shutdown, |leadership, heartbeat| {
+        let (store, options) = (store.clone(), options.clone());
+        Box::pin(async move { Prober::new(store, leadership, &options).lead(heartbeat).await })
+    })
+    .await
 }
 
 /// What the prober keeps per target.
@@ -124,7 +114,7 @@ impl<'a> Prober<'a> {
         }
     }
 
-    async fn lead(&mut self) -> anyhow::Result<()> {
+    async fn lead(&mut self, heartbeat: &mut Heartbeat) -> anyhow::Result<()> {
         self.read_written().await?;
         let mut events = watch_prefix(self.store.clone(), TARGETS_PREFIX.to_owned());
         let mut probes: JoinSet<Probe> = JoinSet::new();
@@ -137,8 +127,12 @@ impl<'a> Prober<'a> {
             tokio::select! {
                 event = events.recv() => {
                     let event = event.ok_or_else(|| anyhow::anyhow!("target watch ended"))?;
+                    if matches!(event, WatchEvent::Listed { .. }) {
+                        heartbeat.ready();
+                    }
                     self.apply(event);
                 }
+                _ = heartbeat.tick() => {}
                 Some(done) = probes.join_next(), if !probes.is_empty() => {
                     self.options.probes_done.fetch_add(1, Ordering::Relaxed);
                     match done {
@@ -293,6 +287,10 @@ impl<'a> Prober<'a> {
         let next = Instant::now() + self.options.interval;
         self.due.insert((next, probe.id.clone(), probe.generation));
         let key = &tracked.key;
+        if let Some(plan) = &tracked.plan {
+            let labels = ProbeLabels { probe: plan.kind().to_owned(), result: probe.reading.summary().to_owned() };
+            crate::telemetry::metrics().probes.get_or_create(&labels).inc();
+        }
         let observed = probe.reading.record(&tracked.status_key, tracked.target.spec.version);
         if let Reading::Fail(reason) = &probe.reading {
             tracing::debug!(id = %probe.id, %key, %reason, "probe failed");

@@ -11,14 +11,16 @@ pub mod live;
 pub mod retry;
 pub mod view;
 
+use crate::election::{Election, lead_while_elected};
 use crate::mapping::{Scope, Traversal, Workability, select_template};
 use crate::protocol::keys::JOB_MANAGER_ID_KEY;
 use crate::protocol::{
     Action, ConfigRecord, Job, JobId, JobQueue, JobRecord, JobSpec, ResourceRoot, StateRecord, WorkerSnapshot,
 };
 use crate::schema::Schema;
-use crate::shutdown::shut_down;
-use crate::store::{KeyValue, Leadership, Store, StoreError, Txn, WatchEvent, campaign, watch_prefix};
+use crate::store::{KeyValue, Leadership, Store, StoreError, Txn, WatchEvent, watch_prefix};
+use crate::telemetry::Heartbeat;
+use crate::telemetry::metrics::{JobLabels, QueueLabels, metrics};
 use retry::Retries;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -62,30 +64,19 @@ pub async fn run(
     schema: Schema,
     options: PlannerOptions,
     progress: watch::Sender<i64>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    loop {
-        let leadership = tokio::select! {
-            leadership = campaign(&store, &options.leader_key, &options.id, options.lease_ttl) => leadership?,
-            _ = shut_down(&mut shutdown) => return Ok(()),
-        };
-        let mut planner = Planner::new(store.clone(), schema.clone(), &leadership, progress.clone());
-        tokio::select! {
-            result = planner.lead(&options) => {
-                // Give the lead up at once (a standby need not wait for the TTL); whoever leads
-                // next starts from a fresh list, as after any restart.
-                tracing::error!(error = ?result.err(), "planner stopped; standing down");
-                leadership.resign().await;
-                continue;
-            }
-            _ = leadership.lease.lost() => tracing::warn!("leader lease lost; standing down"),
-            _ = shut_down(&mut shutdown) => {
-                leadership.resign().await;
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let election = Election {
+        role: "planner".into(),
+        key: options.leader_key.clone(),
+        id: options.id.clone(),
+        ttl: options.lease_ttl,
+    };
+    lead_while_elected(&store, &election, shutdown, |leadership, heartbeat| {
+        let (store, schema, progress, options) = (store.clone(), schema.clone(), progress.clone(), options.clone());
+        Box::pin(async move { Planner::new(store, schema, leadership, progress).lead(&options, heartbeat).await })
+    })
+    .await
 }
 
 /// A set of writes that commit together, and how to replay them on the view.
@@ -150,7 +141,7 @@ impl<'l> Planner<'l> {
         }
     }
 
-    async fn lead(&mut self, options: &PlannerOptions) -> anyhow::Result<()> {
+    async fn lead(&mut self, options: &PlannerOptions, heartbeat: &mut Heartbeat) -> anyhow::Result<()> {
         self.retries = Retries::new(options.retry_base, options.retry_cap);
         let mut events = watch_prefix(self.store.clone(), "/".to_owned());
         let mut retry = tokio::time::interval(options.retry_interval);
@@ -165,13 +156,19 @@ impl<'l> Planner<'l> {
                         WatchEvent::Listed { revision, .. } | WatchEvent::Synced { revision } => Some(*revision),
                         _ => None,
                     };
+                    let listed = matches!(event, WatchEvent::Listed { .. });
                     for change in self.view.apply(&self.schema, event) {
                         self.react(change).await?;
                     }
                     if let Some(revision) = synced {
                         self.progress.send_replace(revision);
                     }
+                    if listed {
+                        heartbeat.ready();
+                    }
+                    self.publish_queues();
                 }
+                _ = heartbeat.tick() => {}
                 _ = retry.tick() => {
                     for resource in self.blocked.clone() {
                         self.reconcile_resource(&resource).await?;
@@ -186,6 +183,19 @@ impl<'l> Planner<'l> {
                     self.react(Change::Relisted).await?;
                 }
             }
+        }
+    }
+
+    /// The live jobs by queue, for the `live_jobs` gauge.
+    fn publish_queues(&self) {
+        let view = &self.view;
+        for (queue, count) in [
+            ("waiting", view.waiting.len()),
+            ("ready", view.ready.len()),
+            ("working", view.working.len()),
+            ("finished", view.finished.len()),
+        ] {
+            metrics().live_jobs.get_or_create(&QueueLabels { queue: queue.to_owned() }).set(count as i64);
         }
     }
 
@@ -407,6 +417,7 @@ impl<'l> Planner<'l> {
         let body = config.body();
         let scope = Scope { index: &self.view.index, relations: &self.schema.relations, version: config.version };
         let mut writes = Writes::default();
+        let mut planned = None;
         writes.require_revision(&snapshot_key, snapshot_revision);
         let snapshot =
             WorkerSnapshot { body: body.clone(), deleted: config.marked_for_deletion, version: config.version };
@@ -450,9 +461,13 @@ impl<'l> Planner<'l> {
                 tracing::info!(job = %job.id, dependencies = job.dependency.len(), ?queue, "planned job");
                 writes.put(queue.key(&job.id), handler.into_bytes());
                 writes.put_json(JobQueue::All.key(&job.id), &JobRecord { job, n: 0 });
+                planned = Some(JobLabels { r#type: resource.0.clone(), action: action.as_str().to_owned() });
             }
         }
         if self.commit(writes).await? {
+            if let Some(labels) = planned {
+                metrics().jobs_planned.get_or_create(&labels).inc();
+            }
             self.unblock(resource);
         } else {
             self.blocked.insert(resource.clone());

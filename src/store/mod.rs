@@ -96,11 +96,40 @@ fn never_sent(error: &etcd_client::Error) -> bool {
     text.contains("ConnectError") || text.contains("tcp connect error")
 }
 
+/// How to reach a secured etcd: TLS (a CA to trust, and a client certificate for mutual TLS) and
+/// etcd's own user authentication. The default is plain HTTP without credentials.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdAccess {
+    /// PEM CA bundle that signed the etcd servers' certificates.
+    pub ca: Option<Vec<u8>>,
+    /// PEM client certificate and key, for etcd's `--client-cert-auth`.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// User and password for etcd's `auth enable`.
+    pub user: Option<(String, String)>,
+}
+
 impl Store {
     pub async fn connect(endpoints: &[String]) -> Result<Store, StoreError> {
-        let options = etcd_client::ConnectOptions::new()
+        Store::connect_with(endpoints, &EtcdAccess::default()).await
+    }
+
+    pub async fn connect_with(endpoints: &[String], access: &EtcdAccess) -> Result<Store, StoreError> {
+        let mut options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(std::time::Duration::from_secs(5))
             .with_keep_alive(std::time::Duration::from_secs(10), std::time::Duration::from_secs(5));
+        if access.ca.is_some() || access.identity.is_some() {
+            let mut tls = etcd_client::TlsOptions::new();
+            if let Some(ca) = &access.ca {
+                tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &access.identity {
+                tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(tls);
+        }
+        if let Some((user, password)) = &access.user {
+            options = options.with_user(user, password);
+        }
         Ok(Store { client: Client::connect(endpoints, Some(options)).await? })
     }
 
@@ -160,7 +189,9 @@ impl Store {
     /// Runs a transaction; `Ok(None)` when its conditions did not hold, else the revision.
     pub async fn commit(&self, txn: Txn) -> Result<Option<i64>, StoreError> {
         let txn = txn.into_etcd();
+        let began = std::time::Instant::now();
         let response = unsent_retried(|| async { self.client.clone().txn(txn.clone()).await }).await?;
+        crate::telemetry::metrics().etcd_txn_duration.observe(began.elapsed().as_secs_f64());
         let revision = response.header().map(|h| h.revision()).unwrap_or_default();
         Ok(response.succeeded().then_some(revision))
     }

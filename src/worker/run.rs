@@ -12,6 +12,7 @@ use crate::protocol::{
 use crate::schema::Schema;
 use crate::secrets::Secrets;
 use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_prefix};
+use crate::telemetry::metrics::{FinishedLabels, JobLabels};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -51,11 +52,14 @@ pub async fn run(
     let context = Arc::new(Context { store: store.clone(), schema, heat, options: options.clone() });
     let slots = Arc::new(Semaphore::new(options.slots.max(1)));
     let (done_tx, mut done) = mpsc::channel::<()>(options.slots.max(1));
+    let mut heartbeat = crate::telemetry::health().register("worker");
     'lease: loop {
+        heartbeat.not_ready("getting a worker lease");
         let lease = match Lease::grant(&store, options.lease_ttl).await {
             Ok(lease) => Arc::new(lease),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot get a worker lease; retrying");
+                heartbeat.beat();
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -66,9 +70,13 @@ pub async fn run(
             tokio::select! {
                 event = events.recv() => {
                     let Some(event) = event else { continue 'lease };
+                    if matches!(event, WatchEvent::Listed { .. }) {
+                        heartbeat.ready();
+                    }
                     apply_ready(&mut ready, event, &options.handler);
                 }
                 _ = done.recv() => {}
+                _ = heartbeat.tick() => {}
                 _ = lease.lost() => {
                     tracing::warn!("worker lease lost; running jobs lose their claims");
                     continue 'lease;
@@ -199,6 +207,7 @@ impl Context {
         if self.store.commit(Txn::new().if_value(&working, reservation).put(&job_state_key, started)).await?.is_none() {
             return Err(LostClaim("before starting").into());
         }
+        let began = std::time::Instant::now();
         let outcome = match self.prepare(&job).await {
             Ok(prepared) => execute(&self.heat, &prepared.stack, self.options.patience, &prepared.secrets).await,
             Err(failure) => failure,
@@ -209,7 +218,16 @@ impl Context {
             }
             Some(reason) => tracing::warn!(job = %job_id, %reason, "job failed"),
         }
-        self.report(&job, reservation, &job_state_key, outcome).await
+        let result = if outcome.failure.is_none() { "success" } else { "failure" };
+        self.report(&job, reservation, &job_state_key, outcome).await?;
+        let (r#type, action) = (spec.resource_type.clone(), spec.action.as_str().to_owned());
+        let metrics = crate::telemetry::metrics();
+        metrics
+            .job_duration
+            .get_or_create(&JobLabels { r#type: r#type.clone(), action: action.clone() })
+            .observe(began.elapsed().as_secs_f64());
+        metrics.jobs_finished.get_or_create(&FinishedLabels { r#type, action, result: result.to_owned() }).inc();
+        Ok(())
     }
 
     /// Everything the Heat call needs; a failure outcome when something is missing or broken.

@@ -1,0 +1,59 @@
+//! How an elected role runs, the same for each of them (planner, monitor prober, mirror): campaign
+//! on its etcd key, lead until the lease is lost or leading fails, give the lead up, campaign
+//! again — until shutdown. The leader gauge and the role's health follow along.
+
+use crate::shutdown::shut_down;
+use crate::store::{Leadership, Store, campaign};
+use crate::telemetry::{Heartbeat, health, leading};
+use futures::future::BoxFuture;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One role's election.
+#[derive(Debug, Clone)]
+pub struct Election {
+    /// The role's name in logs, metrics and health (`planner`).
+    pub role: String,
+    /// The etcd key the leader holds.
+    pub key: String,
+    /// This process's id, the key's value while it leads.
+    pub id: String,
+    pub ttl: Duration,
+}
+
+/// Runs `lead` whenever this process leads, until `shutdown` turns true. `lead` gets the
+/// leadership (to guard its writes) and the role's heartbeat (to beat from its loop and say when
+/// it is ready); it returns only when it fails.
+pub async fn lead_while_elected(
+    store: &Store,
+    election: &Election,
+    mut shutdown: watch::Receiver<bool>,
+    mut lead: impl for<'a> FnMut(&'a Leadership, &'a mut Heartbeat) -> BoxFuture<'a, anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let role = election.role.as_str();
+    let mut heartbeat = health().register(role);
+    loop {
+        heartbeat.standby();
+        let leadership = tokio::select! {
+            leadership = campaign(store, &election.key, &election.id, election.ttl) => leadership?,
+            _ = shut_down(&mut shutdown) => return Ok(()),
+        };
+        heartbeat.active("leading: reading etcd");
+        let gauge = leading(role);
+        tokio::select! {
+            result = lead(&leadership, &mut heartbeat) => {
+                // Give the lead up at once (a standby need not wait for the TTL); whoever leads
+                // next starts from a fresh list, as after any restart.
+                tracing::error!(role, error = ?result.err(), "stopped leading; standing down");
+                leadership.resign().await;
+            }
+            _ = leadership.lease.lost() => tracing::warn!(role, "leader lease lost; standing down"),
+            _ = shut_down(&mut shutdown) => {
+                leadership.resign().await;
+                return Ok(());
+            }
+        }
+        drop(gauge);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
