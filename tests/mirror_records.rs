@@ -214,6 +214,6 @@ fn the_committed_crd_is_what_crdgen_prints() {
     let generated = heat_reconciler::mirror::crds_yaml().unwrap();
     assert!(
         committed == generated,
-        "crds/loadbalancers.yaml differs from `heat-reconciler crdgen`; regenerate it with\n  cargo run -- crdgen > crds/loadbalancers.yaml"
+        "crds/loadbalancers.yaml differs from `heat-reconciler crdgen`; regenerate it with\n  cargo run -- crdgen > crds/loadbalancers.yaml && cp crds/loadbalancers.yaml charts/heat-reconciler/crds/"
     );
 }
