@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Create the stack of every corpus job for real in a standalone Heat, and report.
 
-For every scenario of the conformance corpus (../shared/conformance/scenarios/*), every job
+For every scenario of the conformance corpus (tests/conformance/scenarios/*), every job
 record (`/jobs/all/<id>` in watch/jobs.jsonl and, where present, watch/full.jsonl) is executed
 the way the worker executes it (PROTOCOL.md sections 4.8, 5.1 and 7), against a real Heat
 started with heat/start-heat.sh (so with the plugins of heat/plugins):
@@ -59,7 +59,8 @@ import jinja2
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CONFORMANCE = os.path.normpath(os.path.join(HERE, '..', '..', 'shared', 'conformance'))
+DEFAULT_CONFORMANCE = os.environ.get('HEAT_RECONCILER_CONFORMANCE') or \
+    os.path.normpath(os.path.join(HERE, '..', 'tests', 'conformance'))
 UUID_RE = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 TEMPLATE_PREFIX = '/config/v2.0/heat_templates/'
 
@@ -566,7 +567,7 @@ def main():
     ap.add_argument('--endpoint', default=os.environ.get('HEAT_ENDPOINT',
                                                          'http://127.0.0.1:8004/v1/admin'))
     ap.add_argument('--conformance', default=DEFAULT_CONFORMANCE,
-                    help='the conformance folder (default ../shared/conformance)')
+                    help='the conformance folder (default $HEAT_RECONCILER_CONFORMANCE, else tests/conformance)')
     ap.add_argument('--scenario', action='append',
                     help='only this scenario (name or path; repeatable)')
     ap.add_argument('--template-format', choices=('text', 'json'), default='text',
