@@ -21,12 +21,14 @@ COPY scripts/prepare.sh scripts/prepare.sh
 RUN bash scripts/prepare.sh --build
 
 # What `cargo build` reads: the manifest, the lock file, the sources and the files src/ embeds
-# with include_str! (config/*.json in src/schema.rs, kube/go.mod in src/local/kube_apiserver.rs;
-# a new one must be added here and in .dockerignore). tests/, demo/ and heat/ are not needed to
+# with include_str! (config/*.json in src/schema.rs, kube/go.mod in src/local/kube_apiserver.rs,
+# the chaos scenario's heat/templates/chaos-*.yaml; a new one must be added here and in
+# .dockerignore). tests/, demo/ and heat/ are not needed to
 # build the binary (demo/ and heat/ are found at run time, by the demo and the local Heat only).
 COPY Cargo.toml Cargo.lock ./
 COPY config/ config/
 COPY kube/go.mod kube/go.mod
+COPY heat/templates/ heat/templates/
 COPY src/ src/
 
 # The registry and target caches speed up rebuilds where the builder supports cache mounts

@@ -9,14 +9,15 @@
 //! kube-apiserver and the mirror run too, and the demo ends with `kubectl get loadbalancers`.
 
 use crate::conformance::Scenario;
-use crate::heat::{Endpoint, HeatClient, local};
-use crate::local::LocalKubeApiserver;
+use crate::heat::{Endpoint, HeatClient};
+use crate::local::LocalEtcd;
+use crate::local::{LocalHeat, LocalKubeApiserver, LocalSnmpd, ports};
 use crate::mirror;
-use crate::monitor::{self, snmpd::LocalSnmpd};
+use crate::monitor;
 use crate::protocol::{Record, RecordKind, ResourceKey, ResourceRoot};
 use crate::replay::{ReplayOptions, replay};
 use crate::schema::Schema;
-use crate::store::{LocalEtcd, WatchEvent, watch_prefix};
+use crate::store::{WatchEvent, watch_prefix};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -62,10 +63,7 @@ pub async fn run(schema: &Schema, json_lines: bool, kubernetes: bool) -> anyhow:
         None
     };
     say("starting the local standalone Heat (the first start installs it from PyPI) ...".into());
-    let heat_url = tokio::task::spawn_blocking(move || {
-        local::start_with_collector(local::PORT, Some(local::Collector { url: &collector.0, token: &collector.1 }))
-    })
-    .await??;
+    let heat_url = LocalHeat::shared(ports::DEMO_HEAT).with_collector(&collector.0, &collector.1).start(true).await?;
     say(format!("  Heat at {heat_url}/v1/<tenant>"));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url })?;
 
@@ -98,7 +96,7 @@ pub async fn run(schema: &Schema, json_lines: bool, kubernetes: bool) -> anyhow:
         }
         let record = value.as_deref().and_then(|bytes| Record::from_etcd(&key, bytes).ok());
         if json_lines {
-            let value = record.as_ref().map(Record::to_value).unwrap_or(Value::Null);
+            let value = record.as_ref().and_then(|r| r.to_value().ok()).unwrap_or(Value::Null);
             println!("{}", json!({"key": key, "value": value}));
         } else {
             println!(

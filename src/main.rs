@@ -3,7 +3,6 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
-use heat_reconciler::heat::local as local_heat;
 use heat_reconciler::schema::{self, Schema};
 use heat_reconciler::telemetry::server::Checks;
 use heat_reconciler::telemetry::{LogFormat, init_logs};
@@ -545,7 +544,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let heat = match (worker, heat_url) {
                 (None, _) => None,
                 (Some(_), Some(base)) => Some(heat::HeatClient::new(heat::Endpoint::NoAuth { base })?),
-                (Some(_), None) => Some(heat::HeatClient::new(heat::Endpoint::NoAuth { base: local_heat::start()? })?),
+                (Some(_), None) => {
+                    let mut local = heat_reconciler::local::LocalHeat::shared(heat_reconciler::local::ports::DEMO_HEAT);
+                    let base = tokio::runtime::Runtime::new()?.block_on(local.start(true))?;
+                    Some(heat::HeatClient::new(heat::Endpoint::NoAuth { base })?)
+                }
             };
             let options = replay::ReplayOptions { etcd_endpoints, heat };
             let runtime = tokio::runtime::Runtime::new()?;

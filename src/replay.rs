@@ -5,13 +5,14 @@
 use crate::conformance::params::recorded_jobs;
 use crate::conformance::{Scenario, TimelineEvent};
 use crate::heat::HeatClient;
+use crate::local::LocalEtcd;
 use crate::planner::{self, PlannerOptions};
 use crate::protocol::{
     Action, ConfigRecord, JobId, JobQueue, JobRecord, Param, Record, ResourceKey, ResourceRoot, StateRecord,
     WorkerSnapshot,
 };
 use crate::schema::Schema;
-use crate::store::{LocalEtcd, Store, Txn, WatchEvent, watch_prefix};
+use crate::store::{Store, Txn, WatchEvent, watch_prefix};
 use crate::worker::{self, WorkerOptions};
 use serde::Serialize;
 use serde_json::Value;

@@ -12,10 +12,10 @@
 //! fail, they never skip.
 
 use heat_reconciler::bench::mirror::{load_balancer_id, load_balancer_records};
+use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::local::LocalKubeApiserver;
 use heat_reconciler::local::kube_apiserver::binary;
 use heat_reconciler::secrets::is_secret_key;
-use heat_reconciler::store::LocalEtcd;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;

@@ -4,8 +4,9 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::protocol::{ConfigRecord, Record};
-use heat_reconciler::store::{LocalEtcd, Store};
+use heat_reconciler::store::Store;
 use heat_reconciler::worker::WorkerOptions;
 use serde_json::json;
 use std::time::Duration;

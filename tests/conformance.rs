@@ -1,20 +1,14 @@
 //! The pure core against the shared conformance corpus: every record round-trips, every recorded
 //! param is reproduced by re-evaluation, and the shipped schema configuration is the corpus's.
 
+mod support;
+
 use heat_reconciler::conformance::{Sample, Scenario, check, params};
 use heat_reconciler::schema::{self, Schema};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// `../shared/conformance` beside the project, or `HEAT_RECONCILER_CONFORMANCE`.
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("HEAT_RECONCILER_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"));
-    assert!(dir.join("scenarios").is_dir(), "conformance corpus not found at {}", dir.display());
-    dir
-}
+use support::corpus;
 
 fn scenarios() -> Vec<Scenario> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus().join("scenarios"))

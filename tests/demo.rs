@@ -3,19 +3,18 @@
 //! `UpdateLoadbalancerInterface_05` pages (ids, suffixes and values Heat produces aside); the
 //! mirror shows it in `kubectl get loadbalancers` on a local kube-apiserver.
 
+mod support;
+
 use heat_reconciler::protocol::{JobId, Record};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const LB: &str = "b311c470-d878-4fea-8466-a4393938f2d4";
 
 fn corpus_point(stage: &str, point: usize) -> (String, Value) {
-    let root = std::env::var_os("HEAT_RECONCILER_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"));
-    let page = root.join(format!("scenarios/05_load_balancer/records/{stage}/UpdateLoadbalancerInterface_05.json"));
+    let page = support::corpus()
+        .join(format!("scenarios/05_load_balancer/records/{stage}/UpdateLoadbalancerInterface_05.json"));
     let page: Value = serde_json::from_str(&std::fs::read_to_string(page).expect("flagship page")).unwrap();
     let point = &page["points"][point];
     (point["key"].as_str().unwrap().to_owned(), point["value"].clone())

@@ -1,6 +1,6 @@
 //! The worker against a real Heat whose database fails, as in the corpus's failed run (Heat's
 //! MySQL was down and Heat answered `HTTPInternalServerError`). A second standalone Heat of its own
-//! runs on [`PORT`]; its sqlite database is broken underneath the running Heat in two ways a real
+//! runs on a free port; its sqlite database is broken underneath the running Heat in two ways a real
 //! outage does:
 //!
 //! * **read-only** (`chattr +i` on the database file, as a disk remounted read-only): reads work,
@@ -16,6 +16,7 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::local::LocalHeat;
 use heat_reconciler::protocol::StateRecord;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -23,25 +24,19 @@ use std::process::Command;
 use std::time::Duration;
 use support::*;
 
-/// The failing Heat's port (the tests' shared Heat is on 18004, the demo's on 18104).
-const PORT: u16 = 18204;
-
 /// Heat's explanation of every 500 (`heat.api.middleware.fault`).
 const EXPLANATION: &str = "The server has either erred or is incapable of performing the requested operation.";
 
 /// The test's own Heat, whose database can be broken under it.
 struct FailingHeat {
-    heat: OwnHeat,
+    heat: LocalHeat,
 }
 
 impl FailingHeat {
-    fn start() -> FailingHeat {
-        let heat = FailingHeat { heat: OwnHeat::claim("heat-failure", PORT) };
-        // A run that died mid-test may have left the database immutable, which `--fresh` could
-        // not delete.
-        heat.set_writable(true, false);
-        heat.restore_database();
-        assert_eq!(heat.heat.start(true), format!("http://127.0.0.1:{PORT}/v1/admin"));
+    async fn start() -> FailingHeat {
+        let mut heat = FailingHeat { heat: LocalHeat::own("heat-failure").expect("a port for Heat") };
+        let base = heat.heat.start(true).await.expect("the failing test's Heat starts");
+        assert_eq!(base, heat.heat.base());
         heat
     }
 
@@ -49,8 +44,12 @@ impl FailingHeat {
         self.heat.base()
     }
 
+    fn state_dir(&self) -> PathBuf {
+        self.heat.state_dir()
+    }
+
     fn database(&self) -> PathBuf {
-        self.heat.state_dir.join("heat.sqlite")
+        self.state_dir().join("heat.sqlite")
     }
 
     /// `chattr -i` / `chattr +i` on the database file: an immutable file cannot be opened for
@@ -75,9 +74,9 @@ impl FailingHeat {
     /// The database becomes unreachable: its files move aside and a directory takes its path.
     fn lose_database(&self) {
         for suffix in ["", "-wal", "-shm"] {
-            let file = self.heat.state_dir.join(format!("heat.sqlite{suffix}"));
+            let file = self.state_dir().join(format!("heat.sqlite{suffix}"));
             if file.exists() {
-                std::fs::rename(&file, self.heat.state_dir.join(format!("lost.sqlite{suffix}"))).expect("move aside");
+                std::fs::rename(&file, self.state_dir().join(format!("lost.sqlite{suffix}"))).expect("move aside");
             }
         }
         std::fs::create_dir(self.database()).expect("a directory where the database was");
@@ -88,9 +87,9 @@ impl FailingHeat {
             std::fs::remove_dir(self.database()).expect("remove the directory");
         }
         for suffix in ["", "-wal", "-shm"] {
-            let lost = self.heat.state_dir.join(format!("lost.sqlite{suffix}"));
+            let lost = self.state_dir().join(format!("lost.sqlite{suffix}"));
             if lost.exists() {
-                std::fs::rename(&lost, self.heat.state_dir.join(format!("heat.sqlite{suffix}"))).expect("move back");
+                std::fs::rename(&lost, self.state_dir().join(format!("heat.sqlite{suffix}"))).expect("move back");
             }
         }
     }
@@ -122,7 +121,7 @@ fn assert_internal_server_error(state: &StateRecord, action: &str, heat_error_ty
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heat_database_outage_fails_the_job_with_heats_500() {
-    let failing = FailingHeat::start();
+    let failing = FailingHeat::start().await;
     let mut h = Harness::without_planner().await;
     h.template("network", json!({"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"})).await;
     set_template(&h, "network", NETWORK).await;

@@ -5,19 +5,16 @@
 //! seconds of the restart, not at its deadline (the stack timeout plus two minutes, 180 s here),
 //! and with the one stack it had.
 //!
-//! A standalone Heat of this test's own runs on [`PORT`], with its state in a folder we know, so
-//! that it can be killed and started again on the same database.
+//! A standalone Heat of this test's own runs on a free port, with its state in a folder we know,
+//! so that it can be killed and started again on the same database.
 
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient, StackRef};
+use heat_reconciler::local::LocalHeat;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
-
-/// This test's Heat (the tests' shared Heat is on 18004, the demo's on 18104, the failing one of
-/// tests/heat_failure.rs on 18204).
-const PORT: u16 = 18304;
 
 /// Each stack operation takes this long in Heat (its `OS::Heat::TestResource` waits).
 const WAIT_SECS: u64 = 4;
@@ -26,26 +23,7 @@ const WAIT_SECS: u64 = 4;
 // margin): a job that waited for it would take far longer than the 60 s the checks allow.
 
 /// A network whose stack takes [`WAIT_SECS`] to create, update or delete.
-const SLOW_NETWORK: &str = "heat_template_version: 2013-05-23
-parameters:
-  name: {type: string}
-  tenant_id: {type: string}
-  wait: {type: number, default: 0}
-resources:
-  label:
-    type: OS::Heat::Value
-    properties:
-      value: {get_param: name}
-  work:
-    type: OS::Heat::TestResource
-    properties:
-      value: {get_param: name}
-      action_wait_secs: {create: {get_param: wait}, update: {get_param: wait}, delete: {get_param: wait}}
-outputs:
-  id:
-    description: The network id.
-    value: {get_attr: [label, value]}
-";
+const SLOW_NETWORK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/heat/templates/slow-network.yaml"));
 
 fn network(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "tenant_id": TENANT, "wait": WAIT_SECS})
@@ -67,14 +45,14 @@ async fn stacks_named(heat: &HeatClient, name: &str) -> Vec<StackRef> {
 }
 
 /// Kills Heat while the stack is in `status` and starts it again; returns when it answers again.
-async fn kill_during(own: &OwnHeat, heat: &HeatClient, name: &str, status: &str) -> Instant {
+async fn kill_during(own: &mut LocalHeat, heat: &HeatClient, name: &str, status: &str) -> Instant {
     heat_shows(heat, name, status).await;
     // Into the operation, well before its end.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    tokio::task::block_in_place(|| own.kill());
+    own.kill().await.expect("Heat killed");
     // Down for several of the worker's polls (a restart between two polls goes unnoticed).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::task::block_in_place(|| own.start(false));
+    own.start(false).await.expect("Heat starts again");
     Instant::now()
 }
 
@@ -86,8 +64,8 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
         .with_test_writer()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();
-    let own = OwnHeat::claim("heat-restart", PORT);
-    own.start(true);
+    let mut own = LocalHeat::own("heat-restart").expect("a port for Heat");
+    own.start(true).await.expect("the test's Heat starts");
     let mut h = Harness::without_planner().await;
     let mappings = json!({"name": "Pname", "tenant_id": "Ptenant_id", "wait": {"field": "wait"}, "heat_timeout": "C1"});
     put_template(&h.store, "network", mappings, SLOW_NETWORK).await;
@@ -99,7 +77,7 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
 
     // Heat dies while creating the stack.
     h.config("networks", network(&id, "blue"), 1, false).await;
-    let restarted = kill_during(&own, &heat, &name, "CREATE_IN_PROGRESS").await;
+    let restarted = kill_during(&mut own, &heat, &name, "CREATE_IN_PROGRESS").await;
     let state = h.settled("networks", &id, 1).await;
     let took = restarted.elapsed();
     println!("create: completed {took:?} after Heat restarted");
@@ -110,7 +88,7 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
 
     // Heat dies while updating it.
     h.config("networks", network(&id, "green"), 2, false).await;
-    let restarted = kill_during(&own, &heat, &name, "UPDATE_IN_PROGRESS").await;
+    let restarted = kill_during(&mut own, &heat, &name, "UPDATE_IN_PROGRESS").await;
     let state = h.settled("networks", &id, 2).await;
     let took = restarted.elapsed();
     println!("modify: completed {took:?} after Heat restarted");
@@ -122,7 +100,7 @@ async fn a_stack_left_in_progress_by_a_dead_heat_is_resumed_at_once() {
 
     // Heat dies while deleting it.
     h.config("networks", network(&id, "green"), 3, true).await;
-    let restarted = kill_during(&own, &heat, &name, "DELETE_IN_PROGRESS").await;
+    let restarted = kill_during(&mut own, &heat, &name, "DELETE_IN_PROGRESS").await;
     let state = h.settled("networks", &id, 3).await;
     let took = restarted.elapsed();
     println!("delete: completed {took:?} after Heat restarted");

@@ -10,31 +10,20 @@ mod support;
 
 use heat_reconciler::heat::keystone::{Credentials, Keystone};
 use heat_reconciler::heat::{Endpoint, HeatClient, HeatError, StackRef, StackRequest};
+use heat_reconciler::local;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 use support::*;
 
-/// The tests' Keystone (`scripts/test.sh` starts it with the same arguments, and stops it).
-const KEYSTONE_PORT: u16 = 18005;
+/// The shared test Keystone (its catalog points at the shared test Heat).
+const KEYSTONE_PORT: u16 = local::ports::TEST_KEYSTONE;
 /// Keystone's token lifetime for the tests: the client renews a token five minutes before it
 /// expires, so a token of 320 s is reused for its first 20 s and then renewed.
 const TOKEN_EXPIRATION_SECS: u64 = 320;
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
-const VALUE_TEMPLATE: &str = "heat_template_version: 2013-05-23
-parameters:
-  value: {type: string}
-resources:
-  label:
-    type: OS::Heat::Value
-    properties:
-      value: {get_param: value}
-outputs:
-  value:
-    value: {get_attr: [label, value]}
-";
+const VALUE_TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/heat/templates/value.yaml"));
 
 /// The running test Keystone: its auth URL and what `credentials.json` says.
 struct TestKeystone {
@@ -81,38 +70,16 @@ impl TestKeystone {
     }
 }
 
-/// `$KEYSTONE_HOME`, as `keystone/start-keystone.sh` defaults it.
-fn keystone_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("KEYSTONE_HOME") {
-        return home.into();
-    }
-    let base = std::env::var_os("HEAT_RECONCILER_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/heat-reconciler")
-    });
-    base.join("keystone")
-}
-
 /// Starts (or reuses) the test Keystone with the project's script, serialised across test
-/// processes like the Heat of `support::heat_url`. A Keystone that cannot start fails the test.
+/// processes like the shared Heat of `support::heat_url`. A Keystone that cannot start fails the
+/// test.
 fn keystone() -> &'static TestKeystone {
     static KEYSTONE: OnceLock<TestKeystone> = OnceLock::new();
     KEYSTONE.get_or_init(|| {
-        let heat = heat_url();
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keystone/start-keystone.sh");
-        // `-o`: the lock is not inherited by the Keystone process the script leaves running.
-        let output = std::process::Command::new("flock")
-            .arg("-o")
-            .arg(std::env::temp_dir().join("heat-reconciler-test-keystone.lock"))
-            .arg("bash")
-            .arg(&script)
-            .args(["--port", &KEYSTONE_PORT.to_string(), "--heat-url", &heat])
-            .args(["--token-expiration", &TOKEN_EXPIRATION_SECS.to_string()])
-            .output()
-            .expect("start-keystone.sh runs");
-        assert!(output.status.success(), "start-keystone.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
-        let auth_url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let auth_url = local::keystone::ensure_shared(KEYSTONE_PORT, &heat_url(), TOKEN_EXPIRATION_SECS)
+            .expect("the test Keystone starts");
         assert_eq!(auth_url, format!("http://127.0.0.1:{KEYSTONE_PORT}/v3"));
-        let path = keystone_home().join(format!("state/{KEYSTONE_PORT}/credentials.json"));
+        let path = local::keystone::keystone_home().join(format!("state/{KEYSTONE_PORT}/credentials.json"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let credentials: Value = serde_json::from_str(&text).expect("credentials.json parses");
         assert_eq!(credentials["token_expiration"], json!(TOKEN_EXPIRATION_SECS));
@@ -334,7 +301,7 @@ async fn one_token_per_project_renewed_five_minutes_before_expiry() {
 async fn the_scripts_env_files_configure_the_client() {
     // What `heat-reconciler run --keystone-env-file FILE` reads: the `OS_*` lines the script wrote.
     let ks = keystone();
-    let dir = keystone_home().join(format!("state/{KEYSTONE_PORT}"));
+    let dir = local::keystone::keystone_home().join(format!("state/{KEYSTONE_PORT}"));
     let http = http();
     for (file, method) in [("openrc-password", "password"), ("openrc-appcred", "application_credential")] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));

@@ -6,9 +6,10 @@
 mod support;
 
 use heat_reconciler::bench::mirror::{load_balancer_id, load_balancer_records};
+use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::local::LocalKubeApiserver;
 use heat_reconciler::mirror::{self, LoadBalancer, MirrorOptions};
-use heat_reconciler::store::{LocalEtcd, Store};
+use heat_reconciler::store::Store;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -4,8 +4,9 @@
 
 mod support;
 
-use heat_reconciler::heat::{Endpoint, HeatClient, local};
-use heat_reconciler::monitor::{self, MonitorOptions, snmpd::LocalSnmpd};
+use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::local::{LocalHeat, LocalSnmpd};
+use heat_reconciler::monitor::{self, MonitorOptions};
 use heat_reconciler::store::Store;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -197,7 +198,7 @@ async fn any_replica_serves_the_api_and_a_standby_takes_over_probing() {
     let h = Harness::without_planner().await;
     let mut device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
     let leader = || async {
-        let kv = h.store.get(monitor::run::LEADER_KEY).await.unwrap()?;
+        let kv = h.store.get(monitor::LEADER_KEY).await.unwrap()?;
         Some(String::from_utf8(kv.value).unwrap())
     };
     let first = Monitor::start(&h.store, &device).await;
@@ -299,41 +300,8 @@ async fn tcp_and_http_probes_serve_the_types_without_snmp() {
 
 /// A load balancer whose stack registers an `ESI::Monitoring::MonitoringTarget`, as the corpus
 /// `load_balancer` template does (its device address comes straight from the config here).
-const LOAD_BALANCER: &str = "heat_template_version: 2013-05-23
-parameters:
-  management_ip: {type: string}
-  gohan_id: {type: string}
-  tenant_id: {type: string}
-  version: {type: number}
-resources:
-  lb_device_monitor:
-    type: ESI::Monitoring::MonitoringTarget
-    properties:
-      type: snmp_device_lb
-      resource_type: load_balancers
-      resource_id: { get_param: gohan_id }
-      field_name: load_balancer
-      tenant_id: { get_param: tenant_id }
-      version: { get_param: version }
-      properties:
-        device_ip: { get_param: management_ip }
-        community_name: LOAD_BALANCER_COMMUNITY
-      syncer_properties:
-        etcd:
-          status:
-            key: load_balancer
-outputs:
-  monitoring_target_id:
-    description: Monitoring Target ID
-    value: { get_resource: lb_device_monitor}
-  monitoring_link:
-    description: Monitoring Process Link
-    value: { get_attr: [lb_device_monitor, link]}
-";
-
-/// The port of the Heat this test starts with a collector configured (its own: the shared test
-/// Heat registers with none).
-const COLLECTOR_HEAT_PORT: u16 = 18404;
+const LOAD_BALANCER: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/heat/templates/load-balancer-monitored.yaml"));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record() {
@@ -341,12 +309,10 @@ async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record
     let mut device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let collector_url = format!("http://{}", listener.local_addr().unwrap());
-    let heat_url = tokio::task::spawn_blocking(move || {
-        local::start_with_collector(COLLECTOR_HEAT_PORT, Some(local::Collector { url: &collector_url, token: TOKEN }))
-    })
-    .await
-    .unwrap()
-    .expect("a Heat with the collector configured");
+    // A Heat of this test's own, with the collector configured (the shared test Heat registers
+    // with none).
+    let mut own_heat = LocalHeat::own("monitor").unwrap().with_collector(&collector_url, TOKEN);
+    let heat_url = own_heat.start(true).await.expect("a Heat with the collector configured");
     let monitor = Monitor::start_on(&h.store, &device, listener, "{}").await;
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url }).unwrap();
     let worker = RunningWorker::fast(&h.store, heat);
@@ -415,5 +381,5 @@ async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record
 
     worker.stop().await;
     let _ = monitor.stop.send(true);
-    let _ = tokio::task::spawn_blocking(|| local::stop_on(COLLECTOR_HEAT_PORT, None)).await;
+    let _ = own_heat.stop().await;
 }

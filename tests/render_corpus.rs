@@ -2,6 +2,8 @@
 //! rendered with its resolved `jinja_*` params, parses too — and equals the template Heat showed
 //! for that stack wherever the corpus has it.
 
+mod support;
+
 use heat_reconciler::conformance::Scenario;
 use heat_reconciler::conformance::params::recorded_jobs;
 use heat_reconciler::mapping::{Produced, ResourceIndex, Scope, evaluate};
@@ -11,13 +13,8 @@ use heat_reconciler::worker::render::{probe, render};
 use heat_reconciler::worker::resolve::resolve;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-fn corpus() -> PathBuf {
-    std::env::var_os("HEAT_RECONCILER_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"))
-}
+use std::path::PathBuf;
+use support::corpus;
 
 fn scenarios() -> Vec<Scenario> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus().join("scenarios"))

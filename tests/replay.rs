@@ -8,14 +8,11 @@ use heat_reconciler::heat::{Endpoint, HeatClient};
 use heat_reconciler::replay::{ReplayOptions, replay};
 use heat_reconciler::schema::Schema;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn scenario_dirs() -> Vec<PathBuf> {
-    let root = std::env::var_os("HEAT_RECONCILER_CONFORMANCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"))
-        .join("scenarios");
+    let root = support::corpus().join("scenarios");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("conformance scenarios at {}: {e}", root.display()))
         .map(|e| e.expect("dir entry").path())

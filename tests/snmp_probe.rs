@@ -1,8 +1,8 @@
 //! The probes against real servers on loopback: a real net-snmp `snmpd` (LocalSnmpd), a TCP
 //! listener and a tiny HTTP server.
 
+use heat_reconciler::local::LocalSnmpd;
 use heat_reconciler::monitor::probe::{self, PortReading, PortState, ProbeError, SnmpTarget};
-use heat_reconciler::monitor::snmpd::LocalSnmpd;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -2,7 +2,8 @@
 //! on free loopback ports and uses its own key prefix.
 
 use futures::future::join_all;
-use heat_reconciler::store::{KeyValue, Lease, LocalEtcd, Store, Txn, WatchEvent, campaign, watch_prefix};
+use heat_reconciler::local::LocalEtcd;
+use heat_reconciler::store::{KeyValue, Lease, Store, Txn, WatchEvent, campaign, watch_prefix};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -9,28 +9,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use support::*;
 
-const SUBNET: &str = "heat_template_version: 2013-05-23
-parameters:
-  network_id: {type: string}
-  fail: {type: boolean, default: false}
-  wait: {type: number, default: 0}
-resources:
-  probe:
-    type: OS::Heat::TestResource
-    properties:
-      value: {get_param: network_id}
-      fail: {get_param: fail}
-      action_wait_secs: {create: {get_param: wait}, update: {get_param: wait}}
-{% for cidr in jinja_cidrs %}
-  cidr_{{ loop.index0 }}:
-    type: OS::Heat::Value
-    properties: {value: \"{{ cidr }}\"}
-{% endfor %}
-outputs:
-  network_id:
-    description: The network this subnet is on.
-    value: {get_attr: [probe, output]}
-";
+const SUBNET: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/heat/templates/subnet.yaml"));
 
 /// Worker test harness: etcd, the test templates, planner and worker on a real Heat.
 struct World {

@@ -4,10 +4,11 @@
 //! all of them to a new version, and a quiet minute's resyncs — with the apiserver's own request
 //! counts (its `apiserver_request_total` metric) for each phase.
 
+use crate::local::LocalEtcd;
 use crate::local::LocalKubeApiserver;
 use crate::mirror::{self, LoadBalancer, LoadBalancerSpec, MirrorOptions};
 use crate::schema::Schema;
-use crate::store::{LocalEtcd, Store};
+use crate::store::Store;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -7,11 +7,11 @@
 //! walk of ifName, then a GET of ifOperStatus). The prober runs with a 1 ms interval, so it probes
 //! as fast as it can; at the original agents' 60 s interval, N targets need N/60 probes/s.
 
+use crate::local::LocalEtcd;
+use crate::local::LocalSnmpd;
 use crate::monitor::registry::Registry;
-use crate::monitor::snmpd::LocalSnmpd;
 use crate::monitor::target::TargetSpec;
 use crate::monitor::{self, MonitorOptions, probe};
-use crate::store::LocalEtcd;
 use futures::{StreamExt, stream};
 use serde_json::json;
 use std::sync::atomic::Ordering;

@@ -3,11 +3,12 @@
 //! starts) and its incremental path (modify events arriving while it runs). No worker runs, so
 //! every job stays live in `/jobs/ready|waiting` and later jobs depend on earlier ones.
 
+use crate::local::LocalEtcd;
 use crate::planner::{self, PlannerOptions};
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
 use crate::protocol::{ConfigRecord, JobQueue, ResourceRoot};
 use crate::schema::Schema;
-use crate::store::{LocalEtcd, Store, Txn};
+use crate::store::{Store, Txn};
 use etcd_client::{DeleteOptions, GetOptions};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value, json};

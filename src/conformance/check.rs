@@ -25,7 +25,11 @@ pub fn check_sample(key: &str, value: &Value) -> Outcome {
         Ok(record) => record,
         Err(e) => return Outcome::Failed(format!("does not decode: {e}")),
     };
-    if let Some(difference) = first_difference(value, &record.to_value()) {
+    let encoded = match record.to_value() {
+        Ok(encoded) => encoded,
+        Err(e) => return Outcome::Failed(format!("does not encode: {e}")),
+    };
+    if let Some(difference) = first_difference(value, &encoded) {
         return Outcome::Failed(format!("re-encoded value differs at {difference}"));
     }
     // A template whose mappings do not parse would decode but could never be used.

@@ -2,7 +2,7 @@
 //! (`check-records`) and param re-evaluation. Reads files only; no etcd, no Heat.
 
 pub mod check;
-pub mod json_diff;
+pub(crate) mod json_diff;
 pub mod layout;
 pub mod params;
 

@@ -3,7 +3,6 @@
 //! standalone Heat) or Keystone v3 ([`keystone`]).
 
 pub mod keystone;
-pub mod local;
 
 use crate::telemetry::metrics::{HeatCallLabels, HeatErrorLabels};
 use keystone::Keystone;

@@ -7,11 +7,11 @@
 //! The binaries (kube-apiserver, kubectl, helm and an etcd new enough for this apiserver) are
 //! built or unpacked by `scripts/prepare-kube.sh` into [`bin_dir`].
 
-use crate::store::LocalEtcd;
+use super::etcd::LocalEtcd;
+use super::process::{ChildProcess, free_tcp_port, scratch_dir};
 use anyhow::Context as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// The Kubernetes release the tests run (the wrapper module `kube/go.mod` pins it; k8s-openapi's
@@ -31,10 +31,7 @@ pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("HEAT_RECONCILER_KUBE_BIN") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HEAT_RECONCILER_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/heat-reconciler")
-    });
-    home.join("kube").join(kubernetes_version()).join("bin")
+    super::cache_home().join("kube").join(kubernetes_version()).join("bin")
 }
 
 /// One of the binaries, or an error saying how to get it.
@@ -51,8 +48,9 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 
 /// A kube-apiserver child process and its etcd; both stop, and the files go, when dropped.
 pub struct LocalKubeApiserver {
-    child: Option<Child>,
-    etcd: LocalEtcd,
+    process: ChildProcess,
+    // Dropped after the apiserver (fields drop in order), which takes ~10 s to exit without its etcd.
+    _etcd: LocalEtcd,
     dir: PathBuf,
     port: u16,
     admin_token: String,
@@ -65,45 +63,19 @@ impl LocalKubeApiserver {
     pub async fn start() -> anyhow::Result<LocalKubeApiserver> {
         let apiserver = binary("kube-apiserver")?;
         let etcd = LocalEtcd::start_binary(binary("etcd")?).await.context("the apiserver's etcd")?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let dir = std::env::temp_dir().join(format!("heat-reconciler-kube-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
+        let port = free_tcp_port()?;
+        let dir = scratch_dir("kube", port)?;
         let admin_token = crate::ids::random_id();
         write_credentials(&dir, &admin_token)?;
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_yaml(port, &dir.join("ca.crt"), &admin_token))?;
-        let mut server = LocalKubeApiserver { child: None, etcd, dir, port, admin_token, kubeconfig };
-        server.spawn(&apiserver)?;
+        let (etcd_url, files) = (etcd.client_url.clone(), dir.clone());
+        let process = ChildProcess::spawn("kube-apiserver", &dir.join("kube-apiserver.log"), move || {
+            command(&apiserver, &etcd_url, port, &files)
+        })?;
+        let mut server = LocalKubeApiserver { process, _etcd: etcd, dir, port, admin_token, kubeconfig };
         server.wait_ready().await?;
         Ok(server)
-    }
-
-    fn spawn(&mut self, binary: &Path) -> anyhow::Result<()> {
-        let file = |name: &str| self.dir.join(name).display().to_string();
-        let log = std::fs::File::create(self.dir.join("kube-apiserver.log"))?;
-        let child = Command::new(binary)
-            .arg(format!("--etcd-servers={}", self.etcd.client_url))
-            .arg(format!("--secure-port={}", self.port))
-            .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
-            // No kubelet, no Service endpoints to keep: and 1.37 refuses a loopback address for them.
-            .arg("--endpoint-reconciler-type=none")
-            .arg(format!("--cert-dir={}", file("certs")))
-            .arg(format!("--tls-cert-file={}", file("serving.crt")))
-            .arg(format!("--tls-private-key-file={}", file("serving.key")))
-            .arg(format!("--token-auth-file={}", file("tokens.csv")))
-            .arg(format!("--service-account-issuer=https://127.0.0.1:{}/", self.port))
-            .arg(format!("--service-account-key-file={}", file("service-account.pub")))
-            .arg(format!("--service-account-signing-key-file={}", file("service-account.key")))
-            .args(["--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24"])
-            .args(["--disable-admission-plugins=ServiceAccount", "--allow-privileged=true"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        self.child = Some(child);
-        Ok(())
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -115,10 +87,7 @@ impl LocalKubeApiserver {
         let readyz = format!("{}/readyz", self.url());
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
+            if let Some(status) = self.process.exited() {
                 anyhow::bail!("kube-apiserver exited at start ({status}):\n{}", self.log_tail());
             }
             let answer = client.get(&readyz).bearer_auth(&self.admin_token).send().await;
@@ -141,9 +110,7 @@ impl LocalKubeApiserver {
 
     /// The last lines of its log (the log goes with the server, so errors quote it).
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        self.process.log_tail(15)
     }
 
     pub fn url(&self) -> String {
@@ -216,16 +183,13 @@ impl LocalKubeApiserver {
 
     /// Kills the apiserver (as a crash would); its etcd keeps running, so everything stays.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 
     /// Starts it again on the same port and etcd and waits until it is ready.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
-        self.spawn(&binary("kube-apiserver")?)?;
+        self.process.start()?;
         self.wait_ready().await
     }
 
@@ -240,6 +204,28 @@ impl Drop for LocalKubeApiserver {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The apiserver's command line: its etcd, its port, and the files [`write_credentials`] made.
+fn command(binary: &Path, etcd_url: &str, port: u16, dir: &Path) -> Command {
+    let file = |name: &str| dir.join(name).display().to_string();
+    let mut command = Command::new(binary);
+    command
+        .arg(format!("--etcd-servers={etcd_url}"))
+        .arg(format!("--secure-port={port}"))
+        .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+        // No kubelet, no Service endpoints to keep: and 1.37 refuses a loopback address for them.
+        .arg("--endpoint-reconciler-type=none")
+        .arg(format!("--cert-dir={}", file("certs")))
+        .arg(format!("--tls-cert-file={}", file("serving.crt")))
+        .arg(format!("--tls-private-key-file={}", file("serving.key")))
+        .arg(format!("--token-auth-file={}", file("tokens.csv")))
+        .arg(format!("--service-account-issuer=https://127.0.0.1:{port}/"))
+        .arg(format!("--service-account-key-file={}", file("service-account.pub")))
+        .arg(format!("--service-account-signing-key-file={}", file("service-account.key")))
+        .args(["--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24"])
+        .args(["--disable-admission-plugins=ServiceAccount", "--allow-privileged=true"]);
+    command
 }
 
 /// The serving certificate (a CA of its own and a leaf for 127.0.0.1), the service-account key

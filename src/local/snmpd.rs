@@ -5,12 +5,13 @@
 //! module but the system group: it shows none of the machine's own interfaces, so a name that was
 //! not given is missing for sure.
 
-use super::probe::{SnmpTarget, snmp_device};
+use super::process::{ChildProcess, free_udp_port, scratch_dir};
+use crate::monitor::probe::{SnmpTarget, snmp_device};
 use anyhow::{Context, anyhow, ensure};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,8 @@ const IF_NAME: &str = ".1.3.6.1.2.1.31.1.1.1.1";
 
 /// An `snmpd` child process; killed and its temp dir removed when dropped.
 pub struct LocalSnmpd {
-    /// `None` while stopped.
-    child: Option<Child>,
+    /// `None` until the first start.
+    process: Option<ChildProcess>,
     dir: PathBuf,
     addr: SocketAddr,
     /// The first community given, used to see that the agent answers.
@@ -40,16 +41,11 @@ impl LocalSnmpd {
     pub async fn start(communities: &[&str], interfaces: &[(&str, bool)]) -> anyhow::Result<LocalSnmpd> {
         let config = config(communities, interfaces)?;
         static STARTED: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "heat-reconciler-snmpd-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = scratch_dir("snmpd", STARTED.fetch_add(1, Ordering::Relaxed)).context("snmpd's temp dir")?;
         std::fs::create_dir_all(dir.join("persist")).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("snmpd.conf"), config).context("writing snmpd.conf")?;
         let mut snmpd = LocalSnmpd {
-            child: None,
+            process: None,
             dir,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             community: communities[0].to_owned(),
@@ -59,7 +55,7 @@ impl LocalSnmpd {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            snmpd.addr.set_port(free_udp_port()?);
+            snmpd.addr.set_port(free_udp_port().context("finding a free UDP port")?);
             snmpd.spawn()?;
             match snmpd.wait_ready().await {
                 Ok(()) => return Ok(snmpd),
@@ -76,7 +72,7 @@ impl LocalSnmpd {
 
     /// The agent's process id while it runs (the benchmark reads its CPU time).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.as_ref().and_then(ChildProcess::pid)
     }
 
     /// A probe target for this agent with `community`.
@@ -88,57 +84,59 @@ impl LocalSnmpd {
     ///
     /// [`start_again`]: LocalSnmpd::start_again
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(process) = self.process.as_mut() {
+            process.stop();
         }
     }
 
     /// Whether the process is running (not stopped, and has not exited).
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.process.as_mut().is_some_and(ChildProcess::is_running)
     }
 
     /// Stops the process if it runs, starts it again on the same port with the same config, and
     /// waits until it answers.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         self.stop();
-        self.spawn()?;
+        if let Some(process) = self.process.as_mut() {
+            process.start()?;
+        }
         self.wait_ready().await.map_err(|(NotReady::Exited(e) | NotReady::Silent(e))| e)
     }
 
+    /// Starts the agent on the current port (a new process, so the port can change).
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let binary = binary();
-        let persist = self.dir.join("persist");
-        let child = Command::new(&binary)
+        let (dir, addr) = (self.dir.clone(), self.addr);
+        let make = move || {
+            let persist = dir.join("persist");
+            let mut command = Command::new(binary());
             // Foreground; only our config file; log to a file in the temp dir.
-            .args(["-f", "-C", "-c"])
-            .arg(self.dir.join("snmpd.conf"))
-            .arg("-Lf")
-            .arg(self.log_path())
-            .arg(format!("--persistentDir={}", persist.display()))
-            // No MIB files: the agent needs none to answer numeric OIDs, and without this it
-            // logs hundreds of lines about the MIBs Debian does not ship.
-            .args(["-m", ""])
-            // Only sysUpTime & co., the overrides and the communities: the host's own interfaces
-            // stay out of IF-MIB, and a GETBULK that runs past the last ifName meets the end of
-            // the MIB instead of making the agent read /proc for host-resources tables (which
-            // made it ~40 times slower per port probe).
-            .args(["-I", "system_mib,override,vacm_conf"])
-            // The default receive buffer (rmem_default, ~200 KiB) holds only about 70 requests:
-            // a burst of a few hundred probes lost the rest, which then waited out their timeout.
-            // The kernel caps this at net.core.rmem_max.
-            .arg("--serverRecvBuf=4194304")
-            .arg(format!("udp:{}", self.addr))
-            // The library reads its own config and state from these when they are set.
-            .env("SNMPCONFPATH", &self.dir)
-            .env("SNMP_PERSISTENT_DIR", &persist)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting `{}` (install the snmpd package)", binary.display()))?;
-        self.child = Some(child);
+            command
+                .args(["-f", "-C", "-c"])
+                .arg(dir.join("snmpd.conf"))
+                .arg("-Lf")
+                .arg(dir.join("snmpd.log"))
+                .arg(format!("--persistentDir={}", persist.display()))
+                // No MIB files: the agent needs none to answer numeric OIDs, and without this it
+                // logs hundreds of lines about the MIBs Debian does not ship.
+                .args(["-m", ""])
+                // Only sysUpTime & co., the overrides and the communities: the host's own
+                // interfaces stay out of IF-MIB, and a GETBULK that runs past the last ifName
+                // meets the end of the MIB instead of making the agent read /proc for
+                // host-resources tables (which made it ~40 times slower per port probe).
+                .args(["-I", "system_mib,override,vacm_conf"])
+                // The default receive buffer (rmem_default, ~200 KiB) holds only about 70
+                // requests: a burst of a few hundred probes lost the rest, which then waited out
+                // their timeout. The kernel caps this at net.core.rmem_max.
+                .arg("--serverRecvBuf=4194304")
+                .arg(format!("udp:{addr}"))
+                // The library reads its own config and state from these when they are set.
+                .env("SNMPCONFPATH", &dir)
+                .env("SNMP_PERSISTENT_DIR", &persist);
+            command
+        };
+        self.process =
+            Some(ChildProcess::spawn("snmpd (install the snmpd package)", &self.dir.join("stdio.log"), make)?);
         Ok(())
     }
 
@@ -146,10 +144,7 @@ impl LocalSnmpd {
         let target = self.target(&self.community);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
+            if let Some(status) = self.process.as_mut().and_then(ChildProcess::exited) {
                 let why = anyhow!("snmpd on {} exited at start ({status}): {}", self.addr, self.log_tail());
                 return Err(NotReady::Exited(why));
             }
@@ -204,11 +199,6 @@ fn binary() -> PathBuf {
     // Debian installs it in /usr/sbin, which is not on every user's PATH.
     let debian = Path::new("/usr/sbin/snmpd");
     if debian.exists() { debian.to_owned() } else { PathBuf::from("snmpd") }
-}
-
-fn free_udp_port() -> anyhow::Result<u16> {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free UDP port")?;
-    Ok(socket.local_addr()?.port())
 }
 
 /// The snmpd.conf for these communities and interfaces.

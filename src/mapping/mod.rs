@@ -2,10 +2,10 @@
 //! into [`Mapping`], evaluate it against the [`ResourceIndex`], the [`Relations`] and the job
 //! version, and decide which template a resource uses. Pure: no I/O.
 
-pub mod eval;
-pub mod index;
-pub mod parse;
-pub mod template;
+pub(crate) mod eval;
+pub(crate) mod index;
+pub(crate) mod parse;
+pub(crate) mod template;
 
 pub use eval::{EvalError, Evaluated, Produced, Scope, Traversal, evaluate, evaluate_param};
 pub use index::{Relations, ResourceIndex};

@@ -10,7 +10,7 @@
 //! start-up, a relist after an outage and a periodic resync mark everything dirty: the same path.
 
 pub mod crd;
-pub mod kind;
+pub(crate) mod kind;
 pub mod project;
 pub mod view;
 pub mod writer;

@@ -115,7 +115,7 @@ fn registry_error(e: RegistryError) -> Response {
     let status = match e {
         RegistryError::Conflict(_) => StatusCode::CONFLICT,
         RegistryError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        RegistryError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        RegistryError::Corrupt { .. } | RegistryError::Unencodable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::warn!(error = %e, "target API call failed");
     error(status, &e.to_string())

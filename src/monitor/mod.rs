@@ -2,21 +2,20 @@
 //! `ESI::Monitoring::MonitoringTarget` resources register targets, kept in etcd; probes of the
 //! devices behind them; and the `/monitoring/v2.0/<plural>/<id>` records Gohan reads.
 //!
-//! A registration flows: [`api`] (checked [`target`]) → [`registry`] (etcd) → watched by the
-//! leader's [`run`] loop → [`plan`] (which probe) → [`read`] ([`probe`]) → [`status`] (write or
+//! A registration flows: `api` (checked [`target`]) → `registry` (etcd) → watched by the
+//! leader's [`run`] loop → [`plan`] (which probe) → `read` ([`probe`]) → `status` (write or
 //! hold) → `/monitoring`.
 
-pub mod api;
+pub(crate) mod api;
 pub mod plan;
 pub mod probe;
-pub mod read;
-pub mod registry;
-pub mod run;
-pub mod snmpd;
-pub mod status;
+pub(crate) mod read;
+pub(crate) mod registry;
+pub(crate) mod run;
+pub(crate) mod status;
 pub mod target;
 
-pub use run::{MonitorOptions, run};
+pub use run::{LEADER_KEY, MonitorOptions, run};
 
 /// The monitor role until `shutdown`: the target API on `listener` (its public base `url`, for
 /// the targets' links) and the prober.

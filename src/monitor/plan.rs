@@ -78,7 +78,7 @@ impl ProbeConfig {
     }
 
     /// The probe for `target`, or why it cannot be probed.
-    pub fn plan(&self, target: &Target) -> Result<Plan, String> {
+    pub fn plan(&self, target: &Target) -> Result<Plan, PlanError> {
         let plan = self.plan_unchecked(target)?;
         if self.loopback_only {
             let hosts: Vec<String> = match &plan {
@@ -92,18 +92,17 @@ impl ProbeConfig {
                 }
             };
             if let Some(outside) = hosts.into_iter().find(|host| !is_loopback(host)) {
-                return Err(format!("`{outside}` is not a loopback address (only loopback is probed here)"));
+                return Err(PlanError::NotLoopback(outside));
             }
         }
         Ok(plan)
     }
 
-    fn plan_unchecked(&self, target: &Target) -> Result<Plan, String> {
+    fn plan_unchecked(&self, target: &Target) -> Result<Plan, PlanError> {
         let spec = &target.spec;
-        let probe =
-            self.kinds.get(&spec.kind).ok_or_else(|| format!("no probe is configured for type `{}`", spec.kind))?;
+        let probe = self.kinds.get(&spec.kind).ok_or_else(|| PlanError::NoProbe(spec.kind.clone()))?;
         let property = |name: &str| {
-            spec.property(name).filter(|v| !v.is_empty()).ok_or_else(|| format!("property `{name}` is missing"))
+            spec.property(name).filter(|v| !v.is_empty()).ok_or_else(|| PlanError::MissingProperty(name.to_owned()))
         };
         Ok(match probe {
             KindProbe::SnmpDevice => {
@@ -125,7 +124,7 @@ impl ProbeConfig {
                     })
                     .collect();
                 if members.is_empty() {
-                    return Err("no pool member has a `host` and a `port`".into());
+                    return Err(PlanError::NoPoolMember);
                 }
                 Plan::Pool(members)
             }
@@ -180,14 +179,29 @@ fn scalar(value: &Value) -> Option<String> {
     }
 }
 
+/// Why a target cannot be probed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no probe is configured for type `{0}`")]
+    NoProbe(String),
+    #[error("property `{0}` is missing")]
+    MissingProperty(String),
+    #[error("no pool member has a `host` and a `port`")]
+    NoPoolMember,
+    #[error("unclosed `{{` in `{0}`")]
+    Unclosed(String),
+    #[error("`{0}` is not a loopback address (only loopback is probed here)")]
+    NotLoopback(String),
+}
+
 /// `pattern` with every `{name}` replaced by the property `name`.
-fn fill(pattern: &str, properties: &serde_json::Map<String, Value>) -> Result<String, String> {
+fn fill(pattern: &str, properties: &serde_json::Map<String, Value>) -> Result<String, PlanError> {
     let mut out = String::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in `{pattern}`"))? + open;
+        let close = rest[open..].find('}').ok_or_else(|| PlanError::Unclosed(pattern.to_owned()))? + open;
         let name = &rest[open + 1..close];
-        let value = properties.get(name).and_then(scalar).ok_or_else(|| format!("property `{name}` is missing"))?;
+        let value = properties.get(name).and_then(scalar).ok_or_else(|| PlanError::MissingProperty(name.to_owned()))?;
         out.push_str(&rest[..open]);
         out.push_str(&value);
         rest = &rest[close + 1..];
@@ -324,12 +338,12 @@ mod tests {
         let port = target("snmp_ports", json!({"device_ip": "127.0.0.1", "community_name": "c", "if_name": "0/1"}));
         assert!(matches!(config.plan(&port).unwrap(), Plan::SnmpPort { if_name, .. } if if_name == "0/1"));
         let broken = target("snmp_ports", json!({"device_ip": "127.0.0.1", "community_name": "c"}));
-        assert_eq!(config.plan(&broken).unwrap_err(), "property `if_name` is missing");
+        assert_eq!(config.plan(&broken).unwrap_err().to_string(), "property `if_name` is missing");
         assert!(!format!("{:?}", config.plan(&lb).unwrap()).contains("LB"), "the community is a secret");
         config.loopback_only = true;
         assert!(config.plan(&lb).is_ok());
         config.address_map.clear();
-        assert!(config.plan(&lb).unwrap_err().contains("not a loopback address"));
+        assert!(config.plan(&lb).unwrap_err().to_string().contains("not a loopback address"));
     }
 
     #[test]
@@ -367,7 +381,7 @@ mod tests {
         assert_eq!(config.plan(&vmi).unwrap(), Plan::Http("http://127.0.0.1:8081/uves/default-domain:t:vmi1".into()));
         let tcp = target("ssh_box", json!({"ip": "127.0.0.1"}));
         assert_eq!(config.plan(&tcp).unwrap(), Plan::Tcp(Endpoint { host: "127.0.0.1".into(), port: 22 }));
-        assert!(config.plan(&target("igs_counter", json!({}))).unwrap_err().contains("no probe"));
+        assert!(config.plan(&target("igs_counter", json!({}))).unwrap_err().to_string().contains("no probe"));
         assert!(config.extend_from_yaml("x: {teleport: {}}").is_err());
     }
 

@@ -11,8 +11,10 @@ pub const TARGETS_PREFIX: &str = "/heat-reconciler/monitoring/targets/";
 pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("target {id}: stored record does not decode: {reason}")]
-    Corrupt { id: String, reason: String },
+    #[error("target {id}: stored record does not decode: {error}")]
+    Corrupt { id: String, error: serde_json::Error },
+    #[error("target {id}: record does not encode: {error}")]
+    Unencodable { id: String, error: serde_json::Error },
     #[error("target {0} changed meanwhile; try again")]
     Conflict(String),
 }
@@ -43,7 +45,7 @@ impl Registry {
             spec,
         };
         let key = target_key(&target.id);
-        let txn = Txn::new().if_absent(&key).put(&key, encode(&target));
+        let txn = Txn::new().if_absent(&key).put(&key, encode(&target)?);
         match self.store.commit(txn).await? {
             Some(_) => Ok(target),
             None => Err(RegistryError::Conflict(target.id)),
@@ -56,7 +58,7 @@ impl Registry {
 
     async fn get_versioned(&self, id: &str) -> Result<Option<(Target, i64)>, RegistryError> {
         let Some(kv) = self.store.get(&target_key(id)).await? else { return Ok(None) };
-        let target = decode(&kv.value).map_err(|reason| RegistryError::Corrupt { id: id.to_owned(), reason })?;
+        let target = decode(&kv.value).map_err(|error| RegistryError::Corrupt { id: id.to_owned(), error })?;
         Ok(Some((target, kv.mod_revision)))
     }
 
@@ -82,7 +84,7 @@ impl Registry {
         let old_key = target.spec.writes_status().then(|| target.spec.monitoring_key());
         target.spec = spec;
         let key = target_key(id);
-        let mut txn = Txn::new().if_mod_revision(&key, revision).put(&key, encode(&target));
+        let mut txn = Txn::new().if_mod_revision(&key, revision).put(&key, encode(&target)?);
         if let Some(old_key) = old_key
             && old_key != target.spec.monitoring_key()
         {
@@ -115,10 +117,10 @@ impl Registry {
     }
 }
 
-pub fn encode(target: &Target) -> Vec<u8> {
-    serde_json::to_vec(target).unwrap_or_default()
+pub fn encode(target: &Target) -> Result<Vec<u8>, RegistryError> {
+    serde_json::to_vec(target).map_err(|error| RegistryError::Unencodable { id: target.id.clone(), error })
 }
 
-pub fn decode(raw: &[u8]) -> Result<Target, String> {
-    serde_json::from_slice(raw).map_err(|e| e.to_string())
+pub fn decode(raw: &[u8]) -> Result<Target, serde_json::Error> {
+    serde_json::from_slice(raw)
 }

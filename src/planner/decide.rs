@@ -21,13 +21,16 @@ pub fn referenced(job: &Job) -> HashSet<ResourceRef> {
     job.spec.params.iter().flat_map(|p| p.resources.iter().cloned()).collect()
 }
 
+#[cfg(test)]
 fn owner(job: &Job) -> ResourceRef {
     ResourceRef::new(&job.spec.resource_type, &job.spec.resource_id)
 }
 
 /// The live jobs a new job must wait for: those whose resource it references (forward), those
 /// that reference its resource (reverse), and any live job of its own resource, so that the jobs
-/// of one resource never overlap.
+/// of one resource never overlap. The definition: the planner uses [`super::live::LiveJobs`]'
+/// indexed equivalent, which the tests hold to this.
+#[cfg(test)]
 pub fn dependencies<'a>(new: &Job, live: impl IntoIterator<Item = &'a Job>) -> Vec<String> {
     let mine = owner(new);
     let refs = referenced(new);

@@ -50,8 +50,8 @@ impl ParamValue {
 }
 
 /// One entry of a job's `params`: `{"param", "type", "value", "resources"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawParam", into = "RawParam")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawParam")]
 pub struct Param {
     pub param: String,
     pub value: ParamValue,
@@ -59,13 +59,44 @@ pub struct Param {
     pub resources: Vec<ResourceRef>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct RawParam {
     param: String,
     #[serde(rename = "type")]
     kind: String,
     value: Value,
     resources: Vec<ResourceRef>,
+}
+
+/// What a param serializes to: the fields of [`RawParam`], its value written straight from the
+/// typed one (no intermediate `Value` that could fail to build).
+#[derive(Serialize)]
+struct RawParamRef<'a> {
+    param: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: ValueRef<'a>,
+    resources: &'a [ResourceRef],
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ValueRef<'a> {
+    Value(&'a Value),
+    OutputKey(&'a OutputRef),
+    List(&'a [Param]),
+}
+
+impl Serialize for Param {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = match &self.value {
+            ParamValue::Value(v) => ValueRef::Value(v),
+            ParamValue::OutputKey(r) => ValueRef::OutputKey(r),
+            ParamValue::List(items) => ValueRef::List(items),
+        };
+        RawParamRef { param: &self.param, kind: self.value.type_name(), value, resources: &self.resources }
+            .serialize(serializer)
+    }
 }
 
 impl TryFrom<RawParam> for Param {
@@ -84,18 +115,6 @@ impl TryFrom<RawParam> for Param {
             other => return Err(format!("param `{}`: unknown type `{other}`", raw.param)),
         };
         Ok(Param { param: raw.param, value, resources: raw.resources })
-    }
-}
-
-impl From<Param> for RawParam {
-    fn from(param: Param) -> Self {
-        let kind = param.value.type_name().to_owned();
-        let value = match param.value {
-            ParamValue::Value(v) => v,
-            ParamValue::OutputKey(r) => serde_json::to_value(r).unwrap_or(Value::Null),
-            ParamValue::List(items) => serde_json::to_value(items).unwrap_or(Value::Null),
-        };
-        RawParam { param: param.param, kind, value, resources: param.resources }
     }
 }
 

@@ -65,7 +65,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
     fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
         // Python prints integral floats as `1.0`, as serde_json does; the rest agree too
         // except for exponents, which the protocol's values never carry.
-        let text = serde_json::to_string(&value).unwrap_or_default();
+        let text = serde_json::Number::from_f64(value).map_or_else(|| "NaN".to_owned(), |n| n.to_string());
         w.write_all(text.as_bytes())
     }
 

@@ -5,7 +5,7 @@
 pub mod config;
 pub mod job;
 pub mod job_id;
-pub mod json_style;
+pub(crate) mod json_style;
 pub mod keys;
 pub mod monitoring;
 pub mod record;

@@ -144,10 +144,10 @@ impl Record {
     }
 
     /// The raw etcd value: JSON, or plain text for the text records.
-    pub fn to_etcd(&self) -> Vec<u8> {
+    pub fn to_etcd(&self) -> Result<Vec<u8>, serde_json::Error> {
         match self {
-            Record::Text(_, text) => text.clone().into_bytes(),
-            other => other.to_value().to_string().into_bytes(),
+            Record::Text(_, text) => Ok(text.clone().into_bytes()),
+            other => Ok(other.to_value()?.to_string().into_bytes()),
         }
     }
 
@@ -206,8 +206,8 @@ impl Record {
     }
 
     /// The record as a JSON value (a text record as a JSON string).
-    pub fn to_value(&self) -> Value {
-        let value = match self {
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        match self {
             Record::HeatTemplate(config, _) | Record::Config(config) => serde_json::to_value(config),
             Record::Snapshot(r) => serde_json::to_value(r),
             Record::HeatStack(r) => serde_json::to_value(r),
@@ -219,9 +219,7 @@ impl Record {
             Record::WorkflowRequest(r) => serde_json::to_value(r),
             Record::GohanLock(r) => serde_json::to_value(r),
             Record::GohanWatchIndex(r) => serde_json::to_value(r),
-        };
-        // Our record types hold only strings, numbers and JSON values: they always serialize.
-        value.unwrap_or(Value::Null)
+        }
     }
 }
 
@@ -244,7 +242,7 @@ mod tests {
     fn text_records_are_raw_in_etcd() {
         let record = Record::from_etcd("/jobs/ready/x", b"heat_worker").unwrap();
         assert_eq!(record, Record::Text(RecordKind::QueueEntry, "heat_worker".into()));
-        assert_eq!(record.to_etcd(), b"heat_worker");
+        assert_eq!(record.to_etcd().unwrap(), b"heat_worker");
         assert!(Record::decode("/jobs/ready/x", json!(1)).is_err());
         assert!(matches!(Record::from_etcd("/elsewhere", b"{}"), Err(DecodeError::UnknownKey)));
     }

@@ -29,7 +29,7 @@ impl Lease {
                 tokio::time::sleep(period).await;
                 // A hung etcd must not hold the refresh past the TTL: bound each round trip.
                 let refresh = tokio::time::timeout(period, keep_alive_once(&client_store, id)).await;
-                match refresh.unwrap_or_else(|_| Err(StoreError::Other("keep-alive timed out".into()))) {
+                match refresh.unwrap_or_else(|_| Err(StoreError::KeepAliveTimedOut)) {
                     Ok(true) => last_ok = tokio::time::Instant::now(),
                     Ok(false) => {
                         let _ = lost_tx.send(true);
@@ -81,7 +81,7 @@ async fn keep_alive_once(store: &Store, id: i64) -> Result<bool, StoreError> {
     keeper.keep_alive().await?;
     match responses.message().await? {
         Some(response) => Ok(response.ttl() > 0),
-        None => Err(StoreError::Other("keep-alive stream closed".into())),
+        None => Err(StoreError::KeepAliveClosed),
     }
 }
 

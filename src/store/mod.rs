@@ -1,14 +1,11 @@
 //! etcd v3 access: the one place that talks to etcd. Paginated lists, a watch that resumes and
-//! relists ([`watcher`]), transactions ([`Txn`]), leases and leader election ([`lease`]), and a
-//! local etcd process for tests and the demo ([`local`]).
+//! relists (`watcher`), transactions ([`Txn`]), leases and leader election (`lease`).
 
-pub mod lease;
-pub mod local;
-pub mod txn;
-pub mod watcher;
+pub(crate) mod lease;
+pub(crate) mod txn;
+pub(crate) mod watcher;
 
 pub use lease::{Leadership, Lease, campaign};
-pub use local::LocalEtcd;
 pub use txn::Txn;
 pub use watcher::{WatchEvent, watch_prefix};
 
@@ -45,8 +42,15 @@ pub enum StoreError {
     Etcd(#[from] etcd_client::Error),
     #[error("etcd returned a key that is not UTF-8")]
     NonUtf8Key,
-    #[error("{0}")]
-    Other(String),
+    #[error("etcd canceled the watch: {0}")]
+    WatchCanceled(String),
+    #[error("lease keep-alive got no answer in time")]
+    KeepAliveTimedOut,
+    #[error("lease keep-alive stream closed")]
+    KeepAliveClosed,
+    /// A record that could not be turned into bytes to write (nothing is written).
+    #[error("encoding a record: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// A handle on an etcd cluster; cheap to clone.

@@ -123,7 +123,7 @@ async fn follow(
             return Ok(Followed::Compacted);
         }
         if response.canceled() {
-            return Err((last, StoreError::Other(format!("watch canceled: {}", response.cancel_reason()))));
+            return Err((last, StoreError::WatchCanceled(response.cancel_reason().to_owned())));
         }
         backoff.reset();
         for event in response.events() {

@@ -1,8 +1,8 @@
 //! What the process tells about itself: logs (text or JSON, `RUST_LOG` honoured), Prometheus
-//! metrics ([`metrics`]), liveness and readiness ([`health`]), served on one HTTP listener
+//! metrics ([`metrics`](mod@metrics)), liveness and readiness ([`health`]), served on one HTTP listener
 //! ([`server`]).
 
-pub mod health;
+pub(crate) mod health;
 pub mod metrics;
 pub mod server;
 

@@ -5,6 +5,6 @@ pub mod drift;
 pub mod execute;
 pub mod render;
 pub mod resolve;
-pub mod run;
+pub(crate) mod run;
 
 pub use run::{WorkerOptions, run};

@@ -6,6 +6,8 @@ use super::render::render;
 use super::resolve::resolve;
 use crate::heat::HeatClient;
 use crate::mapping::{Produced, ResourceIndex, Scope, evaluate};
+use crate::protocol::DecodeError;
+use crate::protocol::keys::UnknownType;
 use crate::protocol::{
     HeatStackRecord, Job, JobQueue, JobState, ParamValue, Record, ResourceRoot, keys::HEAT_TEMPLATES_PREFIX,
 };
@@ -125,10 +127,43 @@ fn apply_ready(ready: &mut BTreeSet<String>, event: WatchEvent, handler: &str) {
     }
 }
 
-/// The job's `/jobs/working` claim is no longer ours.
+/// Why running a job stopped before its result was written. A lost claim ends the job here
+/// (another worker has it); anything else runs it again while the claim is ours.
 #[derive(Debug, thiserror::Error)]
-#[error("lost the claim {0}")]
-struct LostClaim(&'static str);
+enum JobError {
+    /// The job's `/jobs/working` claim is no longer ours.
+    #[error("lost the claim {0}")]
+    LostClaim(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} is not a job record")]
+    NotAJob(String),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    UnknownType(#[from] UnknownType),
+    #[error("encoding a result: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Why the job's heat template could not be had (the job fails with this reason).
+#[derive(Debug, thiserror::Error)]
+enum TemplateError {
+    #[error("no template mapping for `{0}`")]
+    NoMapping(String),
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::EvalError),
+    #[error("template mapping of `{resource_type}` gave {produced}")]
+    NotAName { resource_type: String, produced: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("template `{0}` is missing")]
+    Missing(String),
+    #[error("{0} is not a heat template")]
+    NotATemplate(String),
+    #[error("template `{id}` does not decode: {error}")]
+    Undecodable { id: String, error: DecodeError },
+}
 
 struct Context {
     store: Store,
@@ -172,7 +207,7 @@ impl Context {
         for attempt in 1.. {
             match self.process(job_id, reservation).await {
                 Ok(()) => return,
-                Err(e) if e.downcast_ref::<LostClaim>().is_some() => {
+                Err(JobError::LostClaim(_)) => {
                     tracing::warn!(job = %job_id, "claim lost; another worker will run the job");
                     return;
                 }
@@ -188,7 +223,7 @@ impl Context {
         }
     }
 
-    async fn process(&self, job_id: &str, reservation: &str) -> anyhow::Result<()> {
+    async fn process(&self, job_id: &str, reservation: &str) -> Result<(), JobError> {
         let working = JobQueue::Working.key(job_id);
         let Some(kv) = self.store.get(&JobQueue::All.key(job_id)).await? else {
             tracing::warn!(job = %job_id, "claimed job has no record; releasing it");
@@ -196,7 +231,7 @@ impl Context {
             return Ok(());
         };
         let Record::Job(record) = Record::from_etcd(&kv.key, &kv.value)? else {
-            anyhow::bail!("{} is not a job record", kv.key)
+            return Err(JobError::NotAJob(kv.key));
         };
         let job = record.job;
         let spec = &job.spec;
@@ -205,7 +240,7 @@ impl Context {
         tracing::info!(job = %job_id, "Checking job status");
         let started = serde_json::to_vec(&JobState::Started)?;
         if self.store.commit(Txn::new().if_value(&working, reservation).put(&job_state_key, started)).await?.is_none() {
-            return Err(LostClaim("before starting").into());
+            return Err(JobError::LostClaim("before starting"));
         }
         let began = std::time::Instant::now();
         let outcome = match self.prepare(&job).await {
@@ -268,14 +303,14 @@ impl Context {
         stack.timeout_mins = resolved.timeout_mins;
         stack.parameters = resolved.parameters;
         if spec.action != crate::protocol::Action::LogicalDelete {
-            let (template_id, source) = self.template(job).await.map_err(|e| fail(&stack, e))?;
+            let (template_id, source) = self.template(job).await.map_err(|e| fail(&stack, e.to_string()))?;
             stack.template = render(&template_id, &source, &resolved.jinja).map_err(|e| fail(&stack, e.to_string()))?;
         }
         Ok(Prepared { stack, secrets })
     }
 
     /// The heat_stacks records of every resource whose outputs the params reference.
-    async fn dependency_stacks(&self, job: &Job) -> anyhow::Result<HashMap<(String, String), HeatStackRecord>> {
+    async fn dependency_stacks(&self, job: &Job) -> Result<HashMap<(String, String), HeatStackRecord>, JobError> {
         let mut wanted = BTreeSet::new();
         for param in &job.spec.params {
             match &param.value {
@@ -306,37 +341,41 @@ impl Context {
 
     /// The job's heat template: chosen by `template_mappings` from the job's body, read from
     /// `/config/v2.0/heat_templates`.
-    async fn template(&self, job: &Job) -> Result<(String, String), String> {
+    async fn template(&self, job: &Job) -> Result<(String, String), TemplateError> {
         let spec = &job.spec;
         let (_, mapping) = self
             .schema
             .template_mappings
             .get(&spec.resource_type)
-            .ok_or_else(|| format!("no template mapping for `{}`", spec.resource_type))?;
+            .ok_or_else(|| TemplateError::NoMapping(spec.resource_type.clone()))?;
         let index = ResourceIndex::default();
         let scope = Scope { index: &index, relations: &self.schema.relations, version: spec.version };
         let body = Value::Object(spec.resource_input.clone());
-        let id = match evaluate(mapping, scope, &body, &spec.resource_type).map_err(|e| e.to_string())?.produced {
+        let id = match evaluate(mapping, scope, &body, &spec.resource_type)?.produced {
             Produced::Value(Value::String(id)) => id,
-            other => return Err(format!("template mapping of `{}` gave {other:?}", spec.resource_type)),
+            other => {
+                let (resource_type, produced) = (spec.resource_type.clone(), format!("{other:?}"));
+                return Err(TemplateError::NotAName { resource_type, produced });
+            }
         };
         let key = crate::protocol::ResourceRoot::Config.key(HEAT_TEMPLATES_PREFIX, &id);
-        let kv = self
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("template `{id}` is missing"))?;
+        let kv = self.store.get(&key).await?.ok_or_else(|| TemplateError::Missing(id.clone()))?;
         match Record::from_etcd(&kv.key, &kv.value) {
             Ok(Record::HeatTemplate(_, template)) => Ok((id, template.template_file)),
-            Ok(_) => Err(format!("{key} is not a heat template")),
-            Err(e) => Err(format!("template `{id}` does not decode: {e}")),
+            Ok(_) => Err(TemplateError::NotATemplate(key)),
+            Err(error) => Err(TemplateError::Undecodable { id, error }),
         }
     }
 
     /// Writes heat_stacks → job_state → state in one transaction, then the finished marker with
     /// the removal of the working claim and the job state — each only while the claim is ours.
-    async fn report(&self, job: &Job, reservation: &str, job_state_key: &str, outcome: Outcome) -> anyhow::Result<()> {
+    async fn report(
+        &self,
+        job: &Job,
+        reservation: &str,
+        job_state_key: &str,
+        outcome: Outcome,
+    ) -> Result<(), JobError> {
         let spec = &job.spec;
         let types = &self.schema.resource_types;
         let working = JobQueue::Working.key(&job.id);
@@ -349,7 +388,7 @@ impl Context {
         let state_key = types.key(ResourceRoot::State, &spec.resource_type, &spec.resource_id)?;
         results = results.put(&state_key, serde_json::to_vec(&outcome.state)?);
         if self.store.commit(results).await?.is_none() {
-            return Err(LostClaim("before reporting").into());
+            return Err(JobError::LostClaim("before reporting"));
         }
         let marker = outcome.failure.unwrap_or_default();
         let finish = Txn::new()
@@ -358,7 +397,7 @@ impl Context {
             .delete(&working)
             .delete(job_state_key);
         if self.store.commit(finish).await?.is_none() {
-            return Err(LostClaim("before marking the job finished").into());
+            return Err(JobError::LostClaim("before marking the job finished"));
         }
         Ok(())
     }

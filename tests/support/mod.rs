@@ -2,10 +2,11 @@
 #![allow(dead_code)]
 
 use heat_reconciler::heat::HeatClient;
+use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::planner::{self, PlannerOptions};
 use heat_reconciler::protocol::{ConfigRecord, HeatStackRecord, Job, JobQueue, Record, StateRecord, WorkerSnapshot};
 use heat_reconciler::schema::Schema;
-use heat_reconciler::store::{LocalEtcd, Store};
+use heat_reconciler::store::Store;
 use heat_reconciler::worker::{self, WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
 use std::future::Future;
@@ -296,30 +297,16 @@ pub fn port(id: &str, network: &str, subnet: &str) -> Value {
            "fixed_ips": [{"subnet_id": subnet, "ip_address": "10.0.0.5"}]})
 }
 
-/// The port of the standalone Heat the tests share (started once, left running for the next
-/// test binary; `scripts/test.sh` stops it).
-pub const TEST_HEAT_PORT: u16 = 18004;
-
 /// The base URL of a real standalone Heat: `HEAT_RECONCILER_TEST_HEAT_URL`, or the project's
-/// `heat/start-heat.sh` on [`TEST_HEAT_PORT`] (idempotent; serialised across test processes).
+/// shared test Heat (started once, left running for the next test binary).
 pub fn heat_url() -> String {
     static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
         if let Ok(url) = std::env::var("HEAT_RECONCILER_TEST_HEAT_URL") {
             return url;
         }
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("heat/start-heat.sh");
-        // `-o`: the lock is not inherited by the Heat process the script leaves running.
-        let output = std::process::Command::new("flock")
-            .arg("-o")
-            .arg(std::env::temp_dir().join("heat-reconciler-test-heat.lock"))
-            .arg("bash")
-            .arg(&script)
-            .args(["--port", &TEST_HEAT_PORT.to_string()])
-            .output()
-            .expect("start-heat.sh runs");
-        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
-        format!("http://127.0.0.1:{TEST_HEAT_PORT}")
+        heat_reconciler::local::heat::ensure_shared(heat_reconciler::local::ports::TEST_HEAT)
+            .expect("the shared test Heat starts")
     })
     .clone()
 }
@@ -331,20 +318,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// A `network` heat template that the standalone Heat creates in a moment: one `OS::Heat::Value`
 /// holding the name, exposed as the output `id`.
-pub const NETWORK: &str = "heat_template_version: 2013-05-23
-parameters:
-  name: {type: string}
-  tenant_id: {type: string}
-resources:
-  label:
-    type: OS::Heat::Value
-    properties:
-      value: {get_param: name}
-outputs:
-  id:
-    description: The network id.
-    value: {get_attr: [label, value]}
-";
+pub const NETWORK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/heat/templates/network.yaml"));
 
 /// Writes a heat template as Gohan does.
 pub async fn put_template(store: &Store, id: &str, mappings: Value, template_file: &str) {
@@ -373,80 +347,20 @@ pub fn network_mappings() -> Value {
     json!({"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"})
 }
 
-/// A standalone Heat of a test's own on `port`, with its state (config, sqlite database, pid file)
-/// in a folder the test knows, so it can kill, restart or break it. Dropping it stops it and
-/// deletes that folder.
-pub struct OwnHeat {
-    pub port: u16,
-    pub state_dir: std::path::PathBuf,
-    /// Held until the Heat is stopped: a second test process (another `cargo test` on this
-    /// machine) waits instead of restarting this Heat under us.
-    _lock: std::fs::File,
-}
-
-impl OwnHeat {
-    /// Takes the port for the test called `name` (waiting while another process holds it);
-    /// starts nothing yet.
-    pub fn claim(name: &str, port: u16) -> OwnHeat {
-        let dir = std::env::temp_dir();
-        let lock = std::fs::File::create(dir.join(format!("heat-reconciler-{name}-{port}.lock"))).expect("lock file");
-        lock.lock().expect("lock");
-        OwnHeat { port, state_dir: dir.join(format!("heat-reconciler-{name}-{port}")), _lock: lock }
-    }
-
-    /// Starts it (`fresh`: with no stacks, stopping one that runs; else on its database);
-    /// returns the endpoint the script prints.
-    pub fn start(&self, fresh: bool) -> String {
-        let mut command = std::process::Command::new("bash");
-        command
-            .arg(script("heat/start-heat.sh"))
-            .args(["--port", &self.port.to_string(), "--state-dir"])
-            .arg(&self.state_dir);
-        if fresh {
-            command.arg("--fresh");
-        }
-        let output = command.output().expect("start-heat.sh runs");
-        assert!(output.status.success(), "start-heat.sh failed:\n{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, as a crashed host or an OOM kill: the engine gets no chance to finish anything.
-    pub fn kill(&self) {
-        let pid = std::fs::read_to_string(self.state_dir.join("heat.pid")).expect("Heat's pid file");
-        let status = std::process::Command::new("kill").args(["-KILL", pid.trim()]).status().expect("kill runs");
-        assert!(status.success(), "kill -KILL {pid}");
-        let proc = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
-        let gone = std::time::Instant::now();
-        while proc.exists() && gone.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for OwnHeat {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
-            .arg(script("heat/stop-heat.sh"))
-            .args(["--port", &self.port.to_string(), "--purge", "--state-dir"])
-            .arg(&self.state_dir)
-            .output();
-    }
-}
-
 /// A file of the project's source tree.
 pub fn script(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// The conformance corpus: `HEAT_RECONCILER_CONFORMANCE`, else `../shared/conformance`.
+/// The conformance corpus, the one place the tests look it up: `HEAT_RECONCILER_CONFORMANCE`, else
+/// the repository's copy `tests/conformance` (kept in sync with `../shared/conformance` by
+/// `scripts/sync-shared.sh`; the tests never read `../shared`).
 pub fn corpus() -> std::path::PathBuf {
-    std::env::var_os("HEAT_RECONCILER_CONFORMANCE")
+    let dir = std::env::var_os("HEAT_RECONCILER_CONFORMANCE")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"))
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance"));
+    assert!(dir.join("scenarios").is_dir(), "conformance corpus not found at {}", dir.display());
+    dir
 }
 
 /// The flagship load balancer's id (`UpdateLoadbalancerInterface_05`).

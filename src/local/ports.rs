@@ -1,0 +1,10 @@
+//! The fixed loopback ports of the local services that are shared rather than owned: every other
+//! local service (etcd, snmpd, a kube-apiserver, a test's own Heat) takes free ports.
+
+/// The standalone Heat the tests share (started by the first test that needs it, left running
+/// for the next test binary; `scripts/test.sh` stops it at the end).
+pub const TEST_HEAT: u16 = 18004;
+/// The Keystone of `tests/keystone.rs`, whose catalog points at [`TEST_HEAT`].
+pub const TEST_KEYSTONE: u16 = 18005;
+/// The Heat `demo` and `replay --worker heat` start afresh (no stacks) on every run.
+pub const DEMO_HEAT: u16 = 18104;

@@ -1,0 +1,114 @@
+//! The one way a local service's process is run: a child that is killed when its guard goes, can
+//! be stopped (as a crash would) and started again with the same command, and whose log tells why
+//! it did not start. Also free loopback ports.
+
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+/// A child process of a local service: its command (to start it again), its log file, and the
+/// process while it runs. Killed when dropped.
+pub struct ChildProcess {
+    /// What the service is, for messages (`etcd`, `snmpd`, `kube-apiserver`).
+    name: String,
+    make: Box<dyn Fn() -> Command + Send + Sync>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl ChildProcess {
+    /// Starts the command `make` builds, its stdout and stderr going to `log` (stdin closed).
+    pub fn spawn(
+        name: &str,
+        log: &Path,
+        make: impl Fn() -> Command + Send + Sync + 'static,
+    ) -> anyhow::Result<ChildProcess> {
+        let mut process =
+            ChildProcess { name: name.to_owned(), make: Box::new(make), log: log.to_owned(), child: None };
+        process.start()?;
+        Ok(process)
+    }
+
+    /// Starts the process again (after [`ChildProcess::stop`]); a running one is left alone.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let log = std::fs::File::create(&self.log)
+            .map_err(|e| anyhow::anyhow!("{}: creating its log {}: {e}", self.name, self.log.display()))?;
+        let mut command = (self.make)();
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {} (`{program}`): {e}", self.name))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process (as a crash would) and waits for it to go.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process runs (started, not stopped, not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// How the process ended, if it has (forgetting it, so it can be started again).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())?;
+        self.child = None;
+        Some(status)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The last `lines` lines of its log, which say why it failed.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `count` distinct free TCP ports on loopback. Every listener is held until all are chosen, so
+/// none is picked twice; a port is only free until someone binds it.
+pub fn free_tcp_ports(count: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> =
+        (0..count).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).collect::<Result<_, _>>()?;
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
+}
+
+/// A free TCP port on loopback.
+pub fn free_tcp_port() -> std::io::Result<u16> {
+    Ok(free_tcp_ports(1)?[0])
+}
+
+/// A free UDP port on loopback.
+pub fn free_udp_port() -> std::io::Result<u16> {
+    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
+/// A fresh directory for a service's files under the temp dir, named after the service, this
+/// process and `tag` (a port, say); whatever was there before is removed.
+pub fn scratch_dir(service: &str, tag: impl std::fmt::Display) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("heat-reconciler-{service}-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,85 @@
+//! A planner decision as data: the keys it writes or deletes and the conditions it needs, before
+//! anything is sent. The loop turns it into one guarded etcd transaction and, once committed,
+//! replays the changes on its view; tests read it directly.
+
+use crate::store::Txn;
+
+/// A condition the transaction needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// The key was last written at this revision (0: it does not exist).
+    Revision(String, i64),
+    Present(String),
+    Absent(String),
+}
+
+/// What one decision writes, in order: `Some(value)` puts, `None` deletes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Writes {
+    pub guards: Vec<Guard>,
+    pub changes: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Writes {
+    pub fn put(&mut self, key: String, value: Vec<u8>) {
+        self.changes.push((key, Some(value)));
+    }
+
+    /// Puts a record encoded as JSON; nothing is added when it does not encode.
+    pub fn put_json<T: serde::Serialize>(&mut self, key: String, value: &T) -> Result<(), serde_json::Error> {
+        let bytes = serde_json::to_vec(value)?;
+        self.put(key, bytes);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: String) {
+        self.changes.push((key, None));
+    }
+
+    pub fn require_revision(&mut self, key: &str, revision: i64) {
+        self.guards.push(Guard::Revision(key.to_owned(), revision));
+    }
+
+    pub fn require_present(&mut self, key: &str) {
+        self.guards.push(Guard::Present(key.to_owned()));
+    }
+
+    pub fn require_absent(&mut self, key: &str) {
+        self.guards.push(Guard::Absent(key.to_owned()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The value put at `key`, if any.
+    #[cfg(test)]
+    pub fn put_at(&self, key: &str) -> Option<&[u8]> {
+        self.changes.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref())
+    }
+
+    /// Whether `key` is deleted.
+    #[cfg(test)]
+    pub fn deletes(&self, key: &str) -> bool {
+        self.changes.iter().any(|(k, v)| k == key && v.is_none())
+    }
+
+    /// The transaction: every guard, then every change in order.
+    pub fn txn(&self) -> Txn {
+        let mut txn = Txn::new();
+        for guard in &self.guards {
+            txn = match guard {
+                Guard::Revision(key, revision) => txn.if_mod_revision(key, *revision),
+                Guard::Present(key) => txn.if_present(key),
+                Guard::Absent(key) => txn.if_absent(key),
+            };
+        }
+        for (key, value) in &self.changes {
+            txn = match value {
+                Some(value) => txn.put(key, value.clone()),
+                None => txn.delete(key),
+            };
+        }
+        txn
+    }
+}
