@@ -1,5 +1,7 @@
-//! The planner on a real etcd: actions, dependencies, release, cancellation, cleanup, bad input,
-//! leader failover and level-triggered restarts.
+//! The planner's loop on a real etcd: a resource's whole life, release of waiting jobs, a
+//! reference retried once it resolves, leader failover and level-triggered restarts. What each
+//! reaction writes (dependencies, cancellation, bad input, templates) is unit-tested in
+//! `src/planner/reactions.rs`.
 
 mod support;
 
@@ -51,27 +53,6 @@ async fn create_modify_logical_delete_and_cleanup() {
 }
 
 #[tokio::test]
-async fn non_workable_resources_are_acknowledged_with_read_complete() {
-    let mut h = Harness::start().await;
-    h.raw(
-        "/config/common/v1.0/tenants/t1",
-        serde_json::to_vec(&json!({"body": "{\"id\":\"t1\"}", "version": 1, "marked_for_deletion": false})).unwrap(),
-    )
-    .await;
-    let mut dhcp = port("p-dhcp", "n1", "s1");
-    dhcp["device_owner"] = json!("network:dhcp");
-    h.config("ports", dhcp, 1, false).await;
-    let tenant = h.store.get("/state/common/v1.0/tenants/t1").await.unwrap().expect("tenant state");
-    assert_eq!(
-        String::from_utf8_lossy(&tenant.value),
-        r#"{"error":"","state":{"worker_state":"READ_COMPLETE"},"version":1}"#
-    );
-    assert!(h.state("ports", "p-dhcp").await.unwrap().is_read_complete());
-    assert_eq!(h.snapshot("ports", "p-dhcp").await.unwrap().version, 1);
-    assert!(h.jobs().await.is_empty());
-}
-
-#[tokio::test]
 async fn dependencies_hold_jobs_back_until_released() {
     let mut h = Harness::start().await;
     h.config("networks", network("n1"), 1, false).await;
@@ -95,104 +76,7 @@ async fn dependencies_hold_jobs_back_until_released() {
     assert_eq!(h.queue_of(&p).await, vec![JobQueue::Ready]);
 }
 
-#[tokio::test]
-async fn jobs_of_one_resource_never_overlap() {
-    let mut h = Harness::start().await;
-    h.config("networks", network("n1"), 1, false).await;
-    h.config("networks", network("n1"), 2, false).await;
-    let jobs = h.jobs().await;
-    assert_eq!(jobs.len(), 2);
-    let (first, second) = if jobs[0].spec.version == 1 { (&jobs[0], &jobs[1]) } else { (&jobs[1], &jobs[0]) };
-    assert_eq!(second.spec.action, Action::Modify);
-    assert_eq!(second.dependency, vec![first.id.clone()]);
-    let first = first.clone();
-    h.finish(&first, "").await;
-    assert_eq!(h.queue_of(&h.job_of("n1").await).await, vec![JobQueue::Ready]);
-}
-
-#[tokio::test]
-async fn a_failed_job_cancels_its_dependents_transitively() {
-    let mut h = Harness::start().await;
-    h.config("networks", network("n1"), 1, false).await;
-    h.config("subnets", subnet("s1", "n1"), 1, false).await;
-    h.config("ports", port("p1", "n1", "s1"), 1, false).await;
-    h.config("networks", network("n2"), 1, false).await;
-    let net = h.job_of("n1").await;
-    h.finish(&net, "HTTPInternalServerError: database down").await;
-
-    let jobs = h.jobs().await;
-    assert_eq!(jobs.len(), 1, "only the unrelated network's job is left: {jobs:?}");
-    assert_eq!(jobs[0].spec.resource_id, "n2");
-    for (plural, id) in [("subnets", "s1"), ("ports", "p1")] {
-        let state = h.state(plural, id).await.expect("cancelled job has a state");
-        assert_eq!(state.state.worker_state, "CREATE_FAILED");
-        assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_ERROR"));
-        assert!(state.error.contains(&net.id) && state.error.contains("database down"), "{}", state.error);
-        assert_eq!(state.version, 1);
-    }
-    assert!(h.store.list("/jobs/waiting/").await.unwrap().0.is_empty());
-}
-
-// --- Bad input: reported, and every other resource keeps converging ---
-
-#[tokio::test]
-async fn malformed_config_json_is_reported_and_others_go_on() {
-    let mut h = Harness::start().await;
-    h.raw("/config/v2.0/networks/bad", b"{not json".to_vec()).await;
-    h.raw("/config/v2.0/networks/bad2", br#"{"body": "[1, 2]", "version": 4, "marked_for_deletion": false}"#.to_vec())
-        .await;
-    h.config("networks", network("good"), 1, false).await;
-    assert_eq!(h.job_of("good").await.spec.action, Action::Create);
-    let state = h.state("networks", "bad2").await.expect("a readable version gets a state");
-    assert_eq!((state.version, state.state.worker_state.as_str()), (4, "CREATE_FAILED"));
-    assert!(state.error.contains("unreadable config"), "{}", state.error);
-    assert!(h.state("networks", "bad").await.is_none(), "no version to report against");
-}
-
-#[tokio::test]
-async fn a_body_without_id_is_reported() {
-    let mut h = Harness::start().await;
-    let record = json!({"body": "{\"name\":\"x\"}", "version": 1, "marked_for_deletion": false});
-    h.raw("/config/v2.0/networks/noid", serde_json::to_vec(&record).unwrap()).await;
-    h.config("networks", network("good"), 1, false).await;
-    let state = h.state("networks", "noid").await.expect("reported");
-    assert!(state.error.contains("`id`"), "{}", state.error);
-    assert_eq!(h.jobs().await.len(), 1);
-}
-
-#[tokio::test]
-async fn an_unknown_type_is_ignored_and_others_go_on() {
-    let mut h = Harness::start().await;
-    h.raw(
-        "/config/v9.9/gizmos/g1",
-        serde_json::to_vec(&json!({"body": "{\"id\":\"g1\"}", "version": 1, "marked_for_deletion": false})).unwrap(),
-    )
-    .await;
-    h.config("networks", network("good"), 1, false).await;
-    assert_eq!(h.jobs().await.len(), 1);
-    assert!(h.store.get("/state/v9.9/gizmos/g1").await.unwrap().is_none());
-}
-
-#[tokio::test]
-async fn a_missing_template_makes_the_resource_non_workable() {
-    let mut h = Harness::start().await;
-    // vnf_instance maps to the `vnf_instance` template, which this store does not hold.
-    h.config("vnf_instances", json!({"id": "v1", "tenant_id": TENANT}), 1, false).await;
-    h.config("networks", network("good"), 1, false).await;
-    assert!(h.state("vnf_instances", "v1").await.unwrap().is_read_complete());
-    assert_eq!(h.jobs().await.len(), 1);
-}
-
-#[tokio::test]
-async fn a_mapping_that_does_not_parse_is_reported_in_state() {
-    let mut h = Harness::start().await;
-    h.config("firewalls", json!({"id": "fw1", "tenant_id": TENANT}), 1, false).await;
-    h.config("networks", network("good"), 1, false).await;
-    let state = h.state("firewalls", "fw1").await.expect("reported");
-    assert_eq!(state.state.worker_state, "CREATE_FAILED");
-    assert!(state.error.contains("template `firewall_config`, param `broken`"), "{}", state.error);
-    assert_eq!(h.jobs().await.len(), 1);
-}
+// --- Bad input: reported, then planned once it is fixed ---
 
 #[tokio::test]
 async fn a_reference_to_a_missing_resource_is_reported_then_retried() {

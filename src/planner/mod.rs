@@ -266,34 +266,20 @@ impl<'l> Planner<'l> {
         Ok(true)
     }
 
-    /// Brings one resource's jobs and records in line with its `/config`.
+    /// Brings one resource's jobs and records in line with its `/config` ([`reactions::reconcile`]).
     async fn reconcile_resource(&mut self, resource: &ResourceId) -> Result<(), StoreError> {
-        let Some((config, _)) = self.view.configs.get(resource).cloned() else {
-            return self.config_gone(resource).await;
-        };
-        let config = match config {
-            Ok(config) => config,
-            Err(unreadable) => {
-                tracing::error!(resource = ?resource, error = %unreadable.error, "unreadable /config value");
-                if let Some(version) = unreadable.version {
-                    let error = format!("unreadable config: {}", unreadable.error);
-                    self.report(resource, Action::Create, version, error).await?;
-                }
-                return Ok(());
+        match reactions::reconcile(&self.view, &self.schema, resource)? {
+            reactions::Reconcile::Gone(gone) => self.config_gone(resource, gone).await,
+            reactions::Reconcile::UpToDate => {
+                self.unblock(resource);
+                Ok(())
             }
-        };
-        if config.body_id() != Some(resource.1.as_str()) {
-            let error = format!("config body `id` is {:?}, not the key's `{}`", config.body_id(), resource.1);
-            return self.report(resource, Action::Create, config.version, error).await;
+            reactions::Reconcile::Unreadable(error) => {
+                tracing::error!(resource = ?resource, %error, "unreadable /config value without a version");
+                Ok(())
+            }
+            reactions::Reconcile::Plan(plan) => self.commit_plan(resource, plan).await,
         }
-        let snapshot = self.view.snapshots.get(resource).cloned();
-        let Some(action) = decide::choose_action(&config, snapshot.as_ref().map(|(s, _)| s)) else {
-            self.unblock(resource);
-            return Ok(());
-        };
-        let snapshot_revision = snapshot.as_ref().map_or(0, |(_, rev)| *rev);
-        let previous = snapshot.as_ref().map(|(s, _)| s.body.clone());
-        self.plan(resource, &config, action, previous.as_ref(), snapshot_revision).await
     }
 
     /// Plans `action` for the body of `config` ([`reactions::plan`]) and commits it; a resource
@@ -306,14 +292,20 @@ impl<'l> Planner<'l> {
         previous: Option<&Body>,
         snapshot_revision: i64,
     ) -> Result<(), StoreError> {
-        match reactions::plan(&self.view, &self.schema, resource, config, action, previous, snapshot_revision)? {
+        let plan = reactions::plan(&self.view, &self.schema, resource, config, action, previous, snapshot_revision)?;
+        self.commit_plan(resource, plan).await
+    }
+
+    async fn commit_plan(&mut self, resource: &ResourceId, plan: reactions::Plan) -> Result<(), StoreError> {
+        match plan {
             reactions::Plan::Nothing => Ok(()),
             reactions::Plan::Blocked { action, version, error } => self.report(resource, action, version, error).await,
             reactions::Plan::Write { writes, job } => {
                 if self.commit(writes).await? {
                     if let Some(job) = job {
                         tracing::info!(job = %job.id, dependencies = job.dependency.len(), "planned job");
-                        let labels = JobLabels { r#type: resource.0.clone(), action: action.as_str().to_owned() };
+                        let action = job.spec.action.as_str().to_owned();
+                        let labels = JobLabels { r#type: resource.0.clone(), action };
                         metrics().jobs_planned.get_or_create(&labels).inc();
                     }
                     self.unblock(resource);
@@ -352,9 +344,9 @@ impl<'l> Planner<'l> {
     }
 
     /// Gohan removed the config: after a logical delete, drop the snapshot and heat_stacks record.
-    async fn config_gone(&mut self, resource: &ResourceId) -> Result<(), StoreError> {
+    async fn config_gone(&mut self, resource: &ResourceId, gone: reactions::Gone) -> Result<(), StoreError> {
         self.unblock(resource);
-        match reactions::config_gone(&self.view, &self.schema, resource) {
+        match gone {
             reactions::Gone::Nothing | reactions::Gone::Wait => Ok(()),
             reactions::Gone::Deprovision { config, snapshot_revision } => {
                 tracing::warn!(resource = ?resource, "config deleted without marked_for_deletion; deleting its stack");
@@ -399,7 +391,8 @@ impl<'l> Planner<'l> {
                 self.retries.schedule(theirs, dependent.spec.action);
             }
             if !self.view.configs.contains_key(&resource) {
-                self.config_gone(&resource).await?;
+                let gone = reactions::config_gone(&self.view, &self.schema, &resource);
+                self.config_gone(&resource, gone).await?;
             }
         }
         self.release_waiters_of(job_id).await

@@ -91,6 +91,48 @@ pub(crate) fn plan(
     Ok(Plan::Write { writes, job: Some(Box::new(job)) })
 }
 
+/// What bringing one resource in line with its `/config` comes to.
+#[derive(Debug)]
+pub(crate) enum Reconcile {
+    /// Its `/config` is gone.
+    Gone(Gone),
+    /// Its config version is processed already.
+    UpToDate,
+    /// A config that cannot be read has no version to report against: only logged.
+    Unreadable(String),
+    /// Plan (or report why it cannot be planned).
+    Plan(Plan),
+}
+
+/// Brings one resource's jobs and records in line with its `/config`: plans the action its
+/// config and snapshot call for, or says why it cannot.
+pub(crate) fn reconcile(view: &View, schema: &Schema, resource: &ResourceId) -> Result<Reconcile, serde_json::Error> {
+    let Some((config, _)) = view.configs.get(resource) else {
+        return Ok(Reconcile::Gone(config_gone(view, schema, resource)));
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(unreadable) => {
+            let error = format!("unreadable config: {}", unreadable.error);
+            return Ok(match unreadable.version {
+                Some(version) => Reconcile::Plan(Plan::Blocked { action: Action::Create, version, error }),
+                None => Reconcile::Unreadable(error),
+            });
+        }
+    };
+    if config.body_id() != Some(resource.1.as_str()) {
+        let error = format!("config body `id` is {:?}, not the key's `{}`", config.body_id(), resource.1);
+        return Ok(Reconcile::Plan(Plan::Blocked { action: Action::Create, version: config.version, error }));
+    }
+    let snapshot = view.snapshots.get(resource);
+    let Some(action) = decide::choose_action(config, snapshot.map(|(s, _)| s)) else {
+        return Ok(Reconcile::UpToDate);
+    };
+    let revision = snapshot.map_or(0, |(_, rev)| *rev);
+    let previous = snapshot.map(|(s, _)| &s.body);
+    Ok(Reconcile::Plan(plan(view, schema, resource, config, action, previous, revision)?))
+}
+
 /// `/state` `<ACTION>_FAILED` with why the resource cannot be planned.
 pub(crate) fn report(
     schema: &Schema,
@@ -445,6 +487,90 @@ mod tests {
         let state: StateRecord = serde_json::from_slice(states[0].1.as_ref().unwrap()).unwrap();
         assert_eq!((state.version, state.state.worker_state.as_str()), (2, "MODIFY_FAILED"));
         assert!(state.error.contains(&network_job.id) && state.error.contains("HTTPInternalServerError"));
+    }
+
+    #[test]
+    fn a_failure_cancels_dependents_transitively() {
+        let mut f = Fixture::new();
+        f.template("port", json!({"subnet": "Msubnet:subnet_id:id"}));
+        let port: ResourceId = ("port".into(), "p1".into());
+        f.config(&network(), json!({"id": "n1", "name": "net", "tenant_id": TENANT}), 1, false);
+        let (_, network_job) = f.plan_committed(&network());
+        f.config(&subnet(), json!({"id": "s1", "network_id": "n1", "tenant_id": TENANT}), 1, false);
+        let (_, subnet_job) = f.plan_committed(&subnet());
+        f.config(&port, json!({"id": "p1", "subnet_id": "s1", "tenant_id": TENANT}), 1, false);
+        let (_, port_job) = f.plan_committed(&port);
+        assert_eq!(port_job.dependency, vec![subnet_job.id.clone()], "the port waits for the subnet only");
+        f.put(&JobQueue::Finished.key(&network_job.id), b"database down".to_vec());
+        let finish = finish(&f.view, &f.schema, &network_job.id).unwrap().unwrap();
+        let mut cancelled: Vec<String> = finish.cancelled.iter().map(|j| j.id.clone()).collect();
+        cancelled.sort();
+        let mut expected = vec![subnet_job.id.clone(), port_job.id.clone()];
+        expected.sort();
+        assert_eq!(cancelled, expected);
+        let state: StateRecord =
+            serde_json::from_slice(finish.writes.put_at("/state/v2.0/ports/p1").expect("the port's state")).unwrap();
+        assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_ERROR"));
+    }
+
+    /// The reconcile decision for `resource` after `raw` was written to its `/config` key.
+    fn reconcile_raw(f: &mut Fixture, key: &str, raw: &[u8], resource: &ResourceId) -> Reconcile {
+        f.put(key, raw.to_vec());
+        reconcile(&f.view, &f.schema, resource).unwrap()
+    }
+
+    #[test]
+    fn bad_configs_are_reported_against_their_version_if_they_have_one() {
+        let mut f = Fixture::new();
+        let bad = ("network".to_owned(), "bad".to_owned());
+        let decision = reconcile_raw(&mut f, "/config/v2.0/networks/bad", b"{not json", &bad);
+        assert!(matches!(&decision, Reconcile::Unreadable(e) if e.contains("unreadable config")), "{decision:?}");
+        let raw = br#"{"body": "[1, 2]", "version": 4, "marked_for_deletion": false}"#;
+        let decision = reconcile_raw(&mut f, "/config/v2.0/networks/bad", raw, &bad);
+        let Reconcile::Plan(Plan::Blocked { version: 4, action: Action::Create, error }) = decision else {
+            panic!("{decision:?}")
+        };
+        assert!(error.contains("unreadable config"), "{error}");
+
+        let raw = br#"{"body": "{\"name\":\"x\"}", "version": 1, "marked_for_deletion": false}"#;
+        let decision = reconcile_raw(&mut f, "/config/v2.0/networks/bad", raw, &bad);
+        let Reconcile::Plan(Plan::Blocked { error, .. }) = decision else { panic!("{decision:?}") };
+        assert!(error.contains("`id`"), "{error}");
+
+        // A prefix no resource type owns never reaches the view.
+        f.put("/config/v9.9/gizmos/g1", br#"{"body": "{\"id\":\"g1\"}", "version": 1}"#.to_vec());
+        assert!(f.view.configs.keys().all(|(kind, _)| kind != "gizmo"));
+    }
+
+    #[test]
+    fn resources_without_a_template_are_acknowledged_and_broken_mappings_reported() {
+        let mut f = Fixture::new();
+        // vnf_instance maps to the `vnf_instance` template, which this view does not hold; a
+        // tenant has no template mapping at all; a DHCP port's mapping gives no template.
+        f.template("port", json!({"name": "Pid"}));
+        for (resource, body) in [
+            (("vnf_instance".to_owned(), "v1".to_owned()), json!({"id": "v1", "tenant_id": TENANT})),
+            (("tenant".to_owned(), "t1".to_owned()), json!({"id": "t1"})),
+            (("port".to_owned(), "p1".to_owned()), json!({"id": "p1", "device_owner": "network:dhcp"})),
+        ] {
+            f.config(&resource, body, 1, false);
+            let decision = reconcile(&f.view, &f.schema, &resource).unwrap();
+            let Reconcile::Plan(Plan::Write { writes, job: None }) = decision else {
+                panic!("{resource:?}: {decision:?}")
+            };
+            let state_key = f.schema.resource_types.key(ResourceRoot::State, &resource.0, &resource.1).unwrap();
+            let state = writes.put_at(&state_key).expect("READ_COMPLETE");
+            assert_eq!(state, br#"{"error":"","state":{"worker_state":"READ_COMPLETE"},"version":1}"#);
+        }
+
+        f.template("firewall_config", json!({"broken": "Qnot-a-mapping"}));
+        let firewall = ("firewall".to_owned(), "fw1".to_owned());
+        f.config(&firewall, json!({"id": "fw1", "tenant_id": TENANT}), 1, false);
+        let Reconcile::Plan(Plan::Blocked { error, .. }) = reconcile(&f.view, &f.schema, &firewall).unwrap() else {
+            panic!("a broken mapping is reported")
+        };
+        assert!(error.contains("template `firewall_config`, param `broken`"), "{error}");
+        assert!(matches!(reconcile(&f.view, &f.schema, &network()).unwrap(), Reconcile::Gone(Gone::Nothing)));
     }
 
     #[test]
