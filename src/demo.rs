@@ -38,20 +38,35 @@ const COMMUNITY: &str = "LOAD_BALANCER_COMMUNITY";
 /// The interfaces the example's load-balancer interfaces name (`0/1`, `1/<slot>`).
 const INTERFACES: [(&str, bool); 4] = [("0/1", true), ("1/1", true), ("1/2", true), ("1/3", true)];
 
-pub async fn run(schema: &Schema, json_lines: bool, kubernetes: bool) -> anyhow::Result<()> {
+/// How the demo runs.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// One JSON line per record instead of the story.
+    pub json_lines: bool,
+    /// Also a local kube-apiserver and the mirror.
+    pub kubernetes: bool,
+    /// Where the controller's own logs went (said at the start), if not to the terminal.
+    pub log_file: Option<PathBuf>,
+}
+
+pub async fn run(schema: &Schema, options: DemoOptions) -> anyhow::Result<()> {
+    let DemoOptions { json_lines, kubernetes, log_file } = options;
     let say = |text: String| {
         if !json_lines {
             println!("{text}");
         }
     };
+    if let Some(path) = &log_file {
+        say(format!("the controller's logs go to {} (--verbose shows them here)", path.display()));
+    }
     say("starting a local etcd ...".into());
     let etcd = LocalEtcd::start().await?;
     say(format!("  etcd at {}", etcd.client_url));
     let store = etcd.connect().await?;
     let device = LocalSnmpd::start(&[COMMUNITY], &INTERFACES).await?;
     say(format!("  the example's devices: a local snmpd at {}", device.addr()));
-    let (_stop_monitor, monitor_shutdown) = tokio::sync::watch::channel(false);
-    let collector = start_monitor(&store, &device, monitor_shutdown).await?;
+    let (stop_monitor, monitor_shutdown) = tokio::sync::watch::channel(false);
+    let (collector, monitor) = start_monitor(&store, &device, monitor_shutdown).await?;
     say(format!("  monitor (target API) at {}", collector.0));
     let (stop_mirror, mirror_shutdown) = tokio::sync::watch::channel(false);
     let kube = if kubernetes {
@@ -62,7 +77,15 @@ pub async fn run(schema: &Schema, json_lines: bool, kubernetes: bool) -> anyhow:
     } else {
         None
     };
-    say("starting the local standalone Heat (the first start installs it from PyPI) ...".into());
+    if crate::local::heat::installed() {
+        say("starting the local standalone Heat ...".into());
+    } else {
+        say(format!(
+            "installing OpenStack Heat 27.0.1 from PyPI into {} (once: about a minute with a fast \
+             index, up to five otherwise), then starting it ...",
+            crate::local::heat::home().display()
+        ));
+    }
     let heat_url = LocalHeat::shared(ports::DEMO_HEAT).with_collector(&collector.0, &collector.1).start(true).await?;
     say(format!("  Heat at {heat_url}/v1/<tenant>"));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url })?;
@@ -134,12 +157,33 @@ pub async fn run(schema: &Schema, json_lines: bool, kubernetes: bool) -> anyhow:
             break;
         }
     }
-    flow.abort();
+    // The flow's last steps finish (its planner and worker stop themselves), then the other
+    // roles stop, all before their etcd and apiserver go: nothing is cut off mid-call.
+    match tokio::time::timeout(Duration::from_secs(120), flow).await {
+        Ok(finished) => drop(finished?),
+        Err(_) => tracing::warn!("the example's last steps did not finish within 120 s"),
+    }
+    let _ = stop_monitor.send(true);
+    monitor.await??;
+    show_status(&store, schema, json_lines).await?;
     if let Some((kube, mirror)) = kube {
         show_custom_resource(&kube, json_lines).await?;
-        // The mirror stops before the apiserver it writes to.
         let _ = stop_mirror.send(true);
         mirror.await??;
+    }
+    Ok(())
+}
+
+/// `heat-reconciler status` of the example's resources (in `--json` mode one
+/// `{"status": [...]}` line).
+async fn show_status(store: &crate::store::Store, schema: &Schema, json_lines: bool) -> anyhow::Result<()> {
+    use crate::inspect::{snapshot::Snapshot, status};
+    let snapshot = Snapshot::load(store, schema).await?;
+    let rows = status::rows(&snapshot, &status::Filter::default());
+    if json_lines {
+        println!("{}", json!({ "status": rows }));
+    } else {
+        println!("\n$ heat-reconciler status\n{}", status::table(&rows));
     }
     Ok(())
 }
@@ -203,7 +247,7 @@ async fn start_monitor(
     store: &crate::store::Store,
     device: &LocalSnmpd,
     shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(String, String)> {
+) -> anyhow::Result<((String, String), tokio::task::JoinHandle<anyhow::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let token = uuid::Uuid::new_v4().to_string();
@@ -213,8 +257,11 @@ async fn start_monitor(
     options.probes.address_map.insert("*".into(), device.addr().to_string());
     options.probes.loopback_only = true;
     let (store, served_url, served_token) = (store.clone(), url.clone(), token.clone());
-    tokio::spawn(async move { monitor::serve(store, listener, &served_url, served_token, options, shutdown).await });
-    Ok((url, token))
+    let monitor =
+        tokio::spawn(
+            async move { monitor::serve(store, listener, &served_url, served_token, options, shutdown).await },
+        );
+    Ok(((url, token), monitor))
 }
 
 /// A short reading of a record for the progress display.

@@ -14,6 +14,8 @@
 //! * [`mapping`] — `parameter_mappings` / `template_mappings`: parse, evaluate, select (pure).
 //! * [`schema`] — resource types, relations and template mappings as configuration.
 //! * [`secrets`] — the secret-key rule every role masks with (pure).
+//! * [`standing`] — where a resource stands, read from its records (pure; `status`, `why` and
+//!   the mirror share it).
 //! * [`ids`], [`tls`], `shutdown` — process ids, the one TLS provider, the shutdown signal.
 //! * [`telemetry`] — logs, Prometheus metrics, health and readiness, their HTTP listener.
 //! * [`store`] — etcd v3: consistent lists, resuming watches, transactions, leases, election.
@@ -23,6 +25,7 @@
 //! * [`worker`] — the worker role: claim, resolve outputs, render, drive Heat, report.
 //! * [`monitor`] — the monitor role: target API, etcd registry, probes, `/monitoring` writes.
 //! * [`mirror`] — the mirror role: the LoadBalancer CRD, records → custom resource, the writes.
+//! * [`inspect`] — the operator's read-only commands: `status`, `why`, `plan` (a dry run).
 //! * [`local`] — real local services (etcd, snmpd, Heat, Keystone, kube-apiserver) for tests,
 //!   benchmarks and the demo.
 //! * [`conformance`] — the corpus layout and the checks run against it.
@@ -35,6 +38,7 @@ pub mod demo;
 pub(crate) mod election;
 pub mod heat;
 pub mod ids;
+pub mod inspect;
 pub mod local;
 pub mod mapping;
 pub mod mirror;
@@ -45,6 +49,7 @@ pub mod replay;
 pub mod schema;
 pub mod secrets;
 pub(crate) mod shutdown;
+pub mod standing;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
 use heat_reconciler::schema::{self, Schema};
 use heat_reconciler::telemetry::server::Checks;
-use heat_reconciler::telemetry::{LogFormat, init_logs};
+use heat_reconciler::telemetry::{LogFormat, init_logs, init_logs_to};
 use heat_reconciler::{heat, mirror, monitor, planner, replay, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,12 @@ enum Command {
         #[arg(long, default_value_t = 50.0)]
         writes_per_second: f64,
     },
+    /// Time `status` over N resources next to the raw etcd list of the same keys.
+    BenchStatus {
+        /// How many resources (load balancers with all four records).
+        #[arg(long, default_value_t = 10_000)]
+        resources: usize,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo {
         /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
@@ -68,6 +74,12 @@ enum Command {
         /// loadbalancers` (needs `bash scripts/prepare-kube.sh` once).
         #[arg(long)]
         kubernetes: bool,
+        /// Show the controller's own logs here too (by default they go to a file the demo names).
+        #[arg(long)]
+        verbose: bool,
+        /// Where the logs went instead (set by `main`, not an argument).
+        #[arg(skip)]
+        log_file: Option<PathBuf>,
     },
     /// Check that every record of a scenario directory decodes and re-encodes unchanged.
     CheckRecords {
@@ -120,6 +132,15 @@ enum Command {
         #[arg(long)]
         keep_logs: bool,
     },
+    /// Where every resource stands: a row each (versions, state, stack, monitoring, live job, last
+    /// error) and how many are converged, in progress and failed.
+    Status(StatusArgs),
+    /// Why a resource is not converged (or that it is), as a tree down to the root cause; every
+    /// line names the record or the Heat call it read.
+    Why(WhyArgs),
+    /// What applying a resource's current config would do in Heat (dry run: rendered as the
+    /// worker would, previewed by Heat; nothing is written anywhere).
+    Plan(PlanArgs),
     /// Print the CustomResourceDefinitions of the mirrored kinds as YAML (`crds/loadbalancers.yaml`).
     Crdgen,
     /// Derive resource_types.json, relations.json and template_mappings.json from Gohan schemas.
@@ -197,6 +218,78 @@ impl EtcdArgs {
 }
 
 #[derive(clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// Only resources of this type (as the schema names it: `load_balancer`, `network`, ...).
+    #[arg(long = "type", value_name = "TYPE")]
+    resource_type: Option<String>,
+    /// Only resources that are not converged.
+    #[arg(long)]
+    not_converged: bool,
+    /// `table`, or `json` (an array of one object per resource).
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Output,
+    /// Draw the table again whenever the store changes (Ctrl-C ends it).
+    #[arg(long)]
+    watch: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct WhyArgs {
+    /// The resource: `TYPE/ID`, e.g. `load_balancer/b311c470-d878-4fea-8466-a4393938f2d4`.
+    resource: String,
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// Heat, to read a failed stack's events (optional: without it `why` reads etcd only).
+    #[command(flatten)]
+    heat: HeatArgs,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// The resource: `TYPE/ID`.
+    resource: String,
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    #[command(flatten)]
+    heat: HeatArgs,
+    /// `table` (the report), or `json`.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+/// Where Heat is and how to authenticate.
+#[derive(clap::Args)]
+struct HeatArgs {
+    /// A standalone Heat without Keystone, e.g. `http://127.0.0.1:8004` (the endpoint
+    /// `heat/start-heat.sh` prints, `.../v1/<tenant>`, is taken too: each call uses the resource's
+    /// own tenant). Without it, Keystone from the `OS_*` environment or `--keystone-env-file`.
+    #[arg(long, env = "HEAT_RECONCILER_HEAT_URL")]
+    heat_url: Option<String>,
+    /// A file of `OS_*=...` lines with the Keystone credentials.
+    #[arg(long, env = "HEAT_RECONCILER_KEYSTONE_ENV_FILE")]
+    keystone_env_file: Option<PathBuf>,
+}
+
+impl HeatArgs {
+    /// Whether any way to reach Heat was given (`OS_AUTH_URL` counts).
+    fn given(&self) -> bool {
+        self.heat_url.is_some() || self.keystone_env_file.is_some() || std::env::var_os("OS_AUTH_URL").is_some()
+    }
+
+    fn client(&self) -> anyhow::Result<heat::HeatClient> {
+        Ok(heat::HeatClient::new(heat_endpoint(self.heat_url.as_deref(), self.keystone_env_file.as_deref())?)?)
+    }
+}
+
+#[derive(clap::Args)]
 struct RunArgs {
     #[command(flatten)]
     etcd: EtcdArgs,
@@ -206,13 +299,8 @@ struct RunArgs {
     /// Which roles this process runs: planner, worker, monitor, mirror.
     #[arg(long, value_delimiter = ',', default_value = "planner,worker")]
     roles: Vec<String>,
-    /// A standalone Heat without Keystone, e.g. `http://127.0.0.1:8004`. Without it the worker
-    /// authenticates with Keystone from the `OS_*` environment or `--keystone-env-file`.
-    #[arg(long, env = "HEAT_RECONCILER_HEAT_URL")]
-    heat_url: Option<String>,
-    /// A file of `OS_*=...` lines with the Keystone credentials.
-    #[arg(long, env = "HEAT_RECONCILER_KEYSTONE_ENV_FILE")]
-    keystone_env_file: Option<PathBuf>,
+    #[command(flatten)]
+    heat: HeatArgs,
     /// How many jobs the worker runs at once.
     #[arg(long, default_value_t = 8)]
     slots: usize,
@@ -352,8 +440,20 @@ impl MonitorArgs {
 
 fn main() -> ExitCode {
     heat_reconciler::tls::install_crypto_provider();
-    let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let mut cli = Cli::parse();
+    // The demo's output is its story: the controller's logs go to a file unless asked for.
+    if let Command::Demo { verbose: false, log_file, .. } = &mut cli.command {
+        let path = std::env::temp_dir().join(format!("heat-reconciler-demo-{}.log", std::process::id()));
+        match std::fs::File::create(&path) {
+            Ok(file) => {
+                init_logs_to(cli.log_format, file);
+                *log_file = Some(path);
+            }
+            Err(_) => init_logs(cli.log_format),
+        }
+    } else {
+        init_logs(cli.log_format);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -385,7 +485,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
         tasks.spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown.clone()));
     }
     if args.roles.iter().any(|r| r == "worker") {
-        let heat = heat::HeatClient::new(heat_endpoint(args.heat_url.as_deref(), args.keystone_env_file.as_deref())?)?;
+        let heat = args.heat.client()?;
         let options = worker::WorkerOptions {
             slots: args.slots,
             lease_ttl: std::time::Duration::from_secs(args.worker_lease_ttl.max(2)),
@@ -463,8 +563,8 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
 
 /// No-auth when a Heat URL is given, else Keystone from a file or the environment.
 fn heat_endpoint(heat_url: Option<&str>, env_file: Option<&std::path::Path>) -> anyhow::Result<heat::Endpoint> {
-    if let Some(base) = heat_url {
-        return Ok(heat::Endpoint::NoAuth { base: base.to_owned() });
+    if let Some(url) = heat_url {
+        return Ok(heat::Endpoint::NoAuth { base: heat::standalone_base(url)? });
     }
     let vars = match env_file {
         Some(path) => heat::keystone::Keystone::parse_env_file(
@@ -478,6 +578,73 @@ fn heat_endpoint(heat_url: Option<&str>, env_file: Option<&std::path::Path>) -> 
             anyhow::bail!("the worker needs --heat-url (standalone Heat) or Keystone credentials (OS_AUTH_URL, ...)")
         }
     }
+}
+
+async fn status(args: StatusArgs, schema: &Schema) -> anyhow::Result<()> {
+    use heat_reconciler::inspect::{snapshot::Snapshot, status};
+    let store = args.etcd.connect().await?;
+    let filter = status::Filter { resource_type: args.resource_type.clone(), not_converged: args.not_converged };
+    let show = |snapshot: &Snapshot| -> anyhow::Result<String> {
+        let rows = status::rows(snapshot, &filter);
+        Ok(match args.output {
+            Output::Table => status::table(&rows),
+            Output::Json => format!("{}\n", serde_json::to_string_pretty(&rows)?),
+        })
+    };
+    let snapshot = Snapshot::load(&store, schema).await?;
+    if !args.watch {
+        print!("{}", show(&snapshot)?);
+        return Ok(());
+    }
+    // Redraw after each burst of changes (a transaction's events arrive together).
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut events = store::watch_prefix(store.clone(), "/".to_owned());
+    let mut shown = String::new();
+    loop {
+        let snapshot = Snapshot::load(&store, schema).await?;
+        let text = show(&snapshot)?;
+        if text != shown {
+            if terminal {
+                print!("\x1b[2J\x1b[H");
+            } else if !shown.is_empty() {
+                println!();
+            }
+            print!("{text}");
+            shown = text;
+        }
+        tokio::select! {
+            event = events.recv() => { event.context("the etcd watch ended")?; }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        while events.try_recv().is_ok() {}
+    }
+}
+
+/// Prints the explanation; whether the resource is converged.
+async fn why(args: WhyArgs, schema: &Schema) -> anyhow::Result<bool> {
+    use heat_reconciler::inspect::{snapshot, why};
+    let resource = snapshot::parse_resource(&args.resource, schema)?;
+    let store = args.etcd.connect().await?;
+    let heat = if args.heat.given() { Some(args.heat.client()?) } else { None };
+    let snapshot = snapshot::Snapshot::load(&store, schema).await?;
+    let explanation = why::why(&snapshot, schema, heat.as_ref(), &resource).await?;
+    print!("{}", explanation.render());
+    Ok(explanation.converged)
+}
+
+/// Prints the dry run; whether applying would fail.
+async fn plan(args: PlanArgs, schema: &Schema) -> anyhow::Result<bool> {
+    use heat_reconciler::inspect::{dry_run, snapshot};
+    let (resource_type, id) = snapshot::parse_resource(&args.resource, schema)?;
+    let store = args.etcd.connect().await?;
+    let heat = args.heat.client()?;
+    let report = dry_run::dry_run(&store, schema, &heat, &resource_type, &id).await?;
+    match args.output {
+        Output::Table => print!("{}", report.render_text()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(report.would_fail())
 }
 
 fn load_schema(dir: Option<&PathBuf>) -> anyhow::Result<Schema> {
@@ -512,10 +679,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(heat_reconciler::bench::mirror(load_balancers, writes_per_second, &schema))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { json, kubernetes } => {
+        Command::BenchStatus { resources } => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::status(resources, &schema))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { json, kubernetes, log_file, .. } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(heat_reconciler::demo::run(&schema, json, kubernetes))?;
+            let options = heat_reconciler::demo::DemoOptions { json_lines: json, kubernetes, log_file };
+            runtime.block_on(heat_reconciler::demo::run(&schema, options))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckRecords { dir } => {
@@ -543,7 +716,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let schema = load_schema(cli.schema_dir.as_ref())?;
             let heat = match (worker, heat_url) {
                 (None, _) => None,
-                (Some(_), Some(base)) => Some(heat::HeatClient::new(heat::Endpoint::NoAuth { base })?),
+                (Some(_), Some(base)) => {
+                    Some(heat::HeatClient::new(heat::Endpoint::NoAuth { base: heat::standalone_base(&base)? })?)
+                }
                 (Some(_), None) => {
                     let mut local = heat_reconciler::local::LocalHeat::shared(heat_reconciler::local::ports::DEMO_HEAT);
                     let base = tokio::runtime::Runtime::new()?.block_on(local.start(true))?;
@@ -577,6 +752,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = runtime.block_on(heat_reconciler::chaos::run(options))?;
             println!("{}", summary.last_line());
             Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Status(args) => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            tokio::runtime::Runtime::new()?.block_on(status(args, &schema))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Why(args) => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            let converged = tokio::runtime::Runtime::new()?.block_on(why(args, &schema))?;
+            Ok(if converged { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Plan(args) => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            let fails = tokio::runtime::Runtime::new()?.block_on(plan(args, &schema))?;
+            Ok(if fails { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         Command::Crdgen => {
             print!("{}", mirror::crds_yaml()?);

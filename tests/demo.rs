@@ -6,7 +6,7 @@
 mod support;
 
 use heat_reconciler::protocol::{JobId, Record};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -48,6 +48,17 @@ fn the_demo_reaches_version_2_with_the_flagship_records() {
     assert_eq!(table[0][..5], ["NAME", "VERSION", "STATE", "MONITORING", "READY"]);
     assert_eq!(table.len(), 2, "{table:?}");
     assert_eq!(table[1][..5], [LB, "2", "MODIFY_COMPLETED", "UP", "True"]);
+
+    // Before it, the status table of the example's resources: all converged.
+    let status = lines.pop().expect("output");
+    let rows = status["status"].as_array().expect("a status line");
+    let lb = rows.iter().find(|r| r["id"] == LB).expect("the load balancer's row");
+    assert_eq!((lb["applied_version"].clone(), lb["worker_state"].clone()), (json!(2), json!("MODIFY_COMPLETED")));
+    assert!(rows.iter().all(|r| r["converged"] == true), "{rows:?}");
+
+    // The output is the story: the controller's logs went to a file, and shutdown was quiet.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("WARN") && !stderr.contains("ERROR"), "{stderr}");
 
     assert!(lines.iter().all(|l| keys(l) == BTreeSet::from(["key".to_owned(), "value".to_owned()])));
     let last_put =

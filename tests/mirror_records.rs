@@ -3,10 +3,11 @@
 //! job_state, state, monitoring), and the committed CRD checked against `crdgen`.
 
 use heat_reconciler::mirror::crd::{MANAGED_BY_LABEL, TENANT_LABEL};
-use heat_reconciler::mirror::project::{Observed, desired_object, status};
+use heat_reconciler::mirror::project::{desired_object, status};
 use heat_reconciler::mirror::view::{MirrorView, ROOTS};
 use heat_reconciler::mirror::{LoadBalancer, MirrorStatus};
 use heat_reconciler::protocol::ResourceKey;
+use heat_reconciler::standing::Observed;
 use heat_reconciler::store::{KeyValue, WatchEvent};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
@@ -16,6 +17,7 @@ mod support;
 use support::{FLAGSHIP_LB as LB, flagship_records};
 
 const PREFIX: &str = "/v2.0/load_balancers";
+const CONFIG_KEY: &str = "/config/v2.0/load_balancers/b311c470-d878-4fea-8466-a4393938f2d4";
 
 fn put(key: &str, value: Vec<u8>) -> WatchEvent {
     WatchEvent::Put(KeyValue { key: key.to_owned(), value, mod_revision: 1, create_revision: 1, lease: 0 })
@@ -54,7 +56,7 @@ fn the_flagship_records_make_a_ready_load_balancer_at_version_2() {
     let view = view_of(&flagship_records());
     let observed = view.get(LB).expect("the load balancer is in the view");
 
-    let object = desired_object::<LoadBalancer>(observed).expect("a custom resource");
+    let object = desired_object::<LoadBalancer>(observed, CONFIG_KEY).expect("a custom resource");
     assert_eq!(object.labels[TENANT_LABEL], "fe3a4a1a72c04479bb6c19c2c0ccba4c");
     assert_eq!(object.labels[MANAGED_BY_LABEL], "heat-reconciler");
     let spec = object.spec.expect("the body fits the spec");
@@ -141,7 +143,7 @@ fn a_two_step_delete_shows_deleting_first() {
     assert_eq!(condition(&status, "Ready"), ("False", "Deleting"));
 
     // Gohan then deletes /config: the custom resource goes.
-    assert!(desired_object::<LoadBalancer>(&flagship_with("/config", None)).is_none());
+    assert!(desired_object::<LoadBalancer>(&flagship_with("/config", None), CONFIG_KEY).is_none());
 }
 
 #[test]
@@ -165,7 +167,7 @@ fn unreadable_records_keep_the_object_and_say_why() {
         flagship_records().into_iter().filter(|(k, _)| !k.starts_with("/config/")).collect();
     records.push((format!("/config{PREFIX}/{LB}"), b"{not json".to_vec()));
     let observed = view_of(&records).get(LB).cloned().unwrap();
-    let object = desired_object::<LoadBalancer>(&observed).expect("still mirrored");
+    let object = desired_object::<LoadBalancer>(&observed, CONFIG_KEY).expect("still mirrored");
     assert!(object.spec.is_none(), "the spec it has is kept");
     let status = status_of(&observed);
     assert_eq!(condition(&status, "Synced"), ("False", "RecordsUnreadable"));
@@ -173,7 +175,7 @@ fn unreadable_records_keep_the_object_and_say_why() {
 
     // A body whose fields do not fit the spec's types.
     let observed = flagship_with("/config", Some(config(2, false, json!({"interfaces": "eth0"}))));
-    assert!(desired_object::<LoadBalancer>(&observed).unwrap().spec.is_none());
+    assert!(desired_object::<LoadBalancer>(&observed, CONFIG_KEY).unwrap().spec.is_none());
     assert!(status_of(&observed).last_error.unwrap().contains("does not fit the LoadBalancer spec"));
 }
 

@@ -36,14 +36,7 @@ async fn world(patience: Patience) -> World {
     h.template("firewall_config", json!({"server": "Mvnf_instance:vnf_instance_id:server_id"})).await;
     set_template(&h, "firewall_config", NETWORK).await;
     // A type whose job waits for a subnet's (its param reads the subnet's output).
-    h.template("vpn_gateway", json!({"name": "Pid", "tenant_id": "Ptenant_id", "net": "Msubnet:subnet_id:network_id"}))
-        .await;
-    set_template(
-        &h,
-        "vpn_gateway",
-        &NETWORK.replace("  tenant_id: {type: string}", "  tenant_id: {type: string}\n  net: {type: string}"),
-    )
-    .await;
+    vpn_gateway_template(&h).await;
 
     h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).expect("heat client");

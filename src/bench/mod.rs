@@ -4,7 +4,9 @@
 pub mod mirror;
 mod monitor;
 mod planner;
+mod status;
 
 pub use mirror::mirror;
 pub use monitor::monitor;
 pub use planner::planner;
+pub use status::status;

@@ -1,6 +1,7 @@
 //! The OpenStack Heat v1 REST client: find, create, update (PUT, never PATCH), delete and show
-//! stacks, with errors that carry Heat's own explanation text. Authentication is either none (a
-//! standalone Heat) or Keystone v3 ([`keystone`]).
+//! stacks, with errors that carry Heat's own explanation text; and the read-only calls the
+//! operator's commands use (a stack's template, an update preview, its failed events).
+//! Authentication is either none (a standalone Heat) or Keystone v3 ([`keystone`]).
 
 pub mod keystone;
 
@@ -42,6 +43,71 @@ pub struct Stack {
     /// Heat's outputs as returned (`output_key`, `output_value`, `description`, …).
     #[serde(default)]
     pub outputs: Vec<Map<String, Value>>,
+    /// The parameters as Heat holds them: every value a string in Python's `str()` form (`"3"`,
+    /// `"True"`, JSON as `json.dumps`, lists comma-joined), defaults filled in, `hidden` ones as
+    /// `******`, and Heat's own `OS::stack_id`, `OS::stack_name`, `OS::project_id`.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    #[serde(default)]
+    pub timeout_mins: Option<u64>,
+}
+
+/// What `PUT /stacks/<name>/<id>/preview` says an update would do, resource by resource (Heat 27:
+/// `{"resource_changes": {"added": […], "deleted": […], "replaced": […], "updated": […],
+/// "unchanged": […]}}`). Heat cannot promise it: resource plugins may still decide to replace at
+/// run time. A resource Heat holds `*_FAILED` is always `replaced`, even by an identical template.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewChanges {
+    #[serde(default)]
+    pub added: Vec<PreviewResource>,
+    #[serde(default)]
+    pub deleted: Vec<PreviewResource>,
+    #[serde(default)]
+    pub replaced: Vec<PreviewResource>,
+    #[serde(default)]
+    pub updated: Vec<PreviewResource>,
+    #[serde(default)]
+    pub unchanged: Vec<PreviewResource>,
+}
+
+/// One resource of a [`PreviewChanges`]. Heat's entry carries much more (the resource's current
+/// `attributes` among it, which may hold secrets); only what names the resource is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewResource {
+    pub resource_name: String,
+    #[serde(default)]
+    pub resource_type: String,
+    /// Empty for a resource to be added.
+    #[serde(default)]
+    pub physical_resource_id: String,
+}
+
+/// One event of a stack as `GET /stacks/<name>/<id>/events` lists it (see
+/// [`HeatClient::failed_events`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    /// The template's name of the resource; for an event of the stack itself, the stack's name.
+    pub resource_name: String,
+    /// The resource's id in its service; for an event of the stack itself, the stack's id.
+    #[serde(default)]
+    pub physical_resource_id: Option<String>,
+    /// Action and status joined, as Heat's API shows them: `CREATE_FAILED`, `UPDATE_FAILED`, …
+    pub resource_status: String,
+    /// Heat's reason: `ValueError: resources.probe: Test Resource failed probe`; on the stack's
+    /// own event: `Resource CREATE failed: …`.
+    #[serde(default)]
+    pub resource_status_reason: String,
+    /// ISO 8601, whole seconds (`2026-12-01T06:37:50Z`): several events often share one.
+    pub event_time: String,
+}
+
+impl Event {
+    /// Whether the event is the stack's own (the stack's rollup of a resource's failure, or a
+    /// failure of the stack as a whole such as a timeout) rather than a resource's.
+    pub fn is_stack_event(&self, stack: &StackRef) -> bool {
+        self.physical_resource_id.as_deref() == Some(stack.id.as_str())
+    }
 }
 
 /// What a create or update sends.
@@ -104,6 +170,32 @@ fn status_name(status: u16) -> String {
 
 fn transport(e: reqwest::Error) -> HeatError {
     HeatError::Transport(e.without_url().to_string())
+}
+
+/// The root of a standalone Heat from what an operator may give: `http://host:port`, or the
+/// orchestration endpoint `http://host:port/v1/<tenant>` (what `heat/start-heat.sh` prints; the
+/// tenant is dropped: every call uses the resource's own). Anything else is refused, saying which
+/// form is expected.
+pub fn standalone_base(url: &str) -> Result<String, HeatError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        HeatError::Protocol(format!("--heat-url `{url}` is not a URL ({e}); expected http://HOST:PORT"))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(HeatError::Protocol(format!("--heat-url `{url}`: expected http://HOST:PORT or https://HOST:PORT")));
+    }
+    let segments: Vec<&str> = parsed.path().split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [] | ["v1"] | ["v1", _] => {}
+        _ => {
+            return Err(HeatError::Protocol(format!(
+                "--heat-url `{url}`: expected the Heat root http://HOST:PORT (or its endpoint http://HOST:PORT/v1/TENANT)"
+            )));
+        }
+    }
+    let mut base = parsed.clone();
+    base.set_path("");
+    base.set_query(None);
+    Ok(base.as_str().trim_end_matches('/').to_owned())
 }
 
 #[derive(Clone)]
@@ -274,6 +366,76 @@ impl HeatClient {
         Ok(outputs)
     }
 
+    /// The stack's current template as Heat keeps it (`GET /stacks/<name>/<id>/template`): the
+    /// parsed document, as JSON, whatever format it was sent in (the worker sends YAML).
+    pub async fn template(&self, tenant: &str, stack: &StackRef) -> Result<Value, HeatError> {
+        let path = format!("/stacks/{}/{}/template", stack.name, stack.id);
+        let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(response).await);
+        }
+        response.json().await.map_err(transport)
+    }
+
+    /// What updating the stack with `request` would do, without doing it (`PUT
+    /// /stacks/<name>/<id>/preview`; nothing changes in Heat). Heat validates the request as it
+    /// would an update: a template or parameters it refuses answer 400 (`StackValidationFailed`),
+    /// as the update would.
+    pub async fn preview_update(
+        &self,
+        tenant: &str,
+        stack: &StackRef,
+        request: &StackRequest,
+    ) -> Result<PreviewChanges, HeatError> {
+        let path = format!("/stacks/{}/{}/preview", stack.name, stack.id);
+        let response = self.send(tenant, reqwest::Method::PUT, &path, Some(request)).await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(response).await);
+        }
+        let answer: Value = response.json().await.map_err(transport)?;
+        let changes = answer
+            .get("resource_changes")
+            .ok_or_else(|| HeatError::Protocol(format!("preview answered without `resource_changes`: {answer}")))?;
+        serde_json::from_value(changes.clone())
+            .map_err(|e| HeatError::Protocol(format!("preview answered an unexpected `resource_changes`: {e}")))
+    }
+
+    /// The stack's most recent failed events, newest first, at most `limit` (`GET
+    /// /stacks/<name>/<id>/events?resource_status=FAILED&sort_keys=event_time&sort_dir=desc`):
+    /// each with the resource's name, `resource_status` (`CREATE_FAILED`, `UPDATE_FAILED`, …),
+    /// Heat's reason and the time.
+    ///
+    /// What Heat 27 answers, for a resource failing its create: two events of one second, the
+    /// resource's (`probe`, `ValueError: resources.probe: Test Resource failed probe`) and the
+    /// stack's own rollup (`resource_name` the stack's name, `physical_resource_id` its id,
+    /// `Resource CREATE failed: ValueError: …`), the stack's first ([`Event::is_stack_event`]
+    /// tells them apart; a stack timeout has only the stack's). Events are the stack's history:
+    /// a failure of an earlier operation stays listed after later ones succeeded, so compare
+    /// `event_time` with the stack's `updated_time` to know whether a failure is current.
+    /// Events within one second keep Heat's order (newest first); only the stack's own level is
+    /// listed, not nested stacks'.
+    pub async fn failed_events(&self, tenant: &str, stack: &StackRef, limit: usize) -> Result<Vec<Event>, HeatError> {
+        let path = format!(
+            "/stacks/{}/{}/events?resource_status=FAILED&sort_keys=event_time&sort_dir=desc&limit={limit}",
+            stack.name, stack.id
+        );
+        let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(response).await);
+        }
+        let listed: Value = response.json().await.map_err(transport)?;
+        let events = listed
+            .get("events")
+            .ok_or_else(|| HeatError::Protocol(format!("event list without `events`: {listed}")))?;
+        let mut events: Vec<Event> = serde_json::from_value(events.clone())
+            .map_err(|e| HeatError::Protocol(format!("event list with an unexpected event: {e}")))?;
+        // Heat filters and sorts already; a deployment that ignored the query would not.
+        events.retain(|e| e.resource_status.ends_with("_FAILED"));
+        events.sort_by(|a, b| b.event_time.cmp(&a.event_time));
+        events.truncate(limit);
+        Ok(events)
+    }
+
     /// Every stack of a tenant that Heat lists (deleted ones are not), as name, id and status;
     /// fetched in pages. The worker never lists; `chaos` uses it to count stacks per resource.
     pub async fn list(&self, tenant: &str) -> Result<Vec<(StackRef, String)>, HeatError> {
@@ -355,6 +517,17 @@ fn parse_stack_location(location: &str) -> Option<StackRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standalone_heat_is_given_by_its_root_or_its_endpoint() {
+        for given in ["http://127.0.0.1:8004", "http://127.0.0.1:8004/", "http://127.0.0.1:8004/v1/admin"] {
+            assert_eq!(standalone_base(given).unwrap(), "http://127.0.0.1:8004", "{given}");
+        }
+        for bad in ["127.0.0.1:8004", "ftp://h:1", "http://h:1/v2/x/y", "http://h:1/other"] {
+            let error = standalone_base(bad).unwrap_err().to_string();
+            assert!(error.contains("expected"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn stack_location_names_the_stack() {

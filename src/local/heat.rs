@@ -163,6 +163,16 @@ fn scripts_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("heat"))
 }
 
+/// Whether the standalone Heat is installed (its first start installs it).
+pub fn installed() -> bool {
+    heat_home().join("venv/bin/python").exists()
+}
+
+/// Where Heat is installed and keeps its state: `$HEAT_HOME`.
+pub fn home() -> PathBuf {
+    heat_home()
+}
+
 /// `$HEAT_HOME`, as `heat/start-heat.sh` defaults it.
 fn heat_home() -> PathBuf {
     if let Some(home) = std::env::var_os("HEAT_HOME") {

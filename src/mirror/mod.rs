@@ -258,7 +258,7 @@ impl<K: MirroredKind> Mirror<K> {
     /// Makes the custom resource of `id` what its records say, writing only what differs.
     async fn reconcile(&mut self, id: &str) {
         let observed = self.view.get(id).cloned().unwrap_or_default();
-        let result = match project::desired_object::<K>(&observed) {
+        let result = match project::desired_object::<K>(&observed, &self.view.config_key(id)) {
             None if self.objects.contains_key(id) => {
                 let deleted = self.writer.delete(id).await;
                 if deleted.is_ok() {

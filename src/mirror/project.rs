@@ -3,32 +3,12 @@
 
 use super::crd::{CONFIG_KEY_ANNOTATION, MANAGED_BY_LABEL, MirrorStatus, TENANT_LABEL, TYPE_LABEL};
 use super::kind::MirroredKind;
-use crate::protocol::{ConfigRecord, HeatStackRecord, MonitoringRecord, MonitoringStatus, StateRecord};
-use crate::secrets::Secrets;
+use crate::standing::{Observed, Standing, standing};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::collections::BTreeMap;
 
 /// The value of [`MANAGED_BY_LABEL`] on everything the mirror writes.
 pub const MANAGER: &str = "heat-reconciler";
-
-/// The records of one resource, as the etcd watches last saw them. A record that did not decode
-/// is kept as the reason it did not.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observed {
-    /// `/config`'s key (for the annotation), known once any record of the resource is seen.
-    pub config_key: String,
-    pub config: Option<Result<ConfigRecord, String>>,
-    pub state: Option<Result<StateRecord, String>>,
-    pub heat_stack: Option<Result<HeatStackRecord, String>>,
-    pub monitoring: Option<Result<MonitoringRecord, String>>,
-}
-
-impl Observed {
-    /// Whether nothing is known of the resource any more.
-    pub fn is_empty(&self) -> bool {
-        self.config.is_none() && self.state.is_none() && self.heat_stack.is_none() && self.monitoring.is_none()
-    }
-}
 
 /// The metadata and spec a resource's custom resource should have.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +22,7 @@ pub struct DesiredObject<S> {
 
 /// What the custom resource of a resource should be: `None` when it should not exist (no
 /// `/config`). An unreadable `/config` still has a custom resource: its status says what is wrong.
-pub fn desired_object<K: MirroredKind>(observed: &Observed) -> Option<DesiredObject<K::Spec>> {
+pub fn desired_object<K: MirroredKind>(observed: &Observed, config_key: &str) -> Option<DesiredObject<K::Spec>> {
     let config = observed.config.as_ref()?;
     let mut labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGER.to_owned()),
@@ -58,7 +38,7 @@ pub fn desired_object<K: MirroredKind>(observed: &Observed) -> Option<DesiredObj
         }
         Err(_) => None,
     };
-    let annotations = BTreeMap::from([(CONFIG_KEY_ANNOTATION.to_owned(), observed.config_key.clone())]);
+    let annotations = BTreeMap::from([(CONFIG_KEY_ANNOTATION.to_owned(), config_key.to_owned())]);
     Some(DesiredObject { labels, annotations, spec })
 }
 
@@ -70,46 +50,18 @@ pub fn status<K: MirroredKind>(
     generation: Option<i64>,
     now: &Time,
 ) -> MirrorStatus {
-    let mut errors = Vec::new();
-    let config = readable(&observed.config, "/config", &mut errors);
-    let state = readable(&observed.state, "/state", &mut errors);
-    let heat_stack = readable(&observed.heat_stack, "/esi-worker/heat_stacks", &mut errors);
-    let monitoring = readable(&observed.monitoring, "/monitoring", &mut errors);
+    let standing = standing(observed);
+    let mut errors = standing.errors.clone();
     if let Some(Ok(record)) = &observed.config
         && let Err(e) = K::spec_from_body(record.body())
     {
         errors.push(format!("the /config body does not fit the {} spec: {e}", K::kind(&())));
     }
-
-    let desired_version = config.map(|c| c.version);
-    let applied_version = state.map(|s| s.version);
-    let deleting = config.is_some_and(|c| c.marked_for_deletion);
-    let applied = desired_version.is_some() && applied_version == desired_version;
-    let worker_state = state.map(|s| s.state.worker_state.clone());
-    let failed = worker_state.as_deref().is_some_and(|w| w.ends_with("_FAILED"));
-    let state_summary = match (config, &worker_state) {
-        (None, _) => None,
-        (Some(_), Some(worker_state)) if applied => Some(worker_state.clone()),
-        (Some(_), _) => {
-            let action = if deleting {
-                "DELETE"
-            } else if applied_version.is_some() {
-                "MODIFY"
-            } else {
-                "CREATE"
-            };
-            Some(format!("{action}_IN_PROGRESS"))
-        }
-    };
-    // The worker masks secrets in what it writes; masking again with this body's secrets keeps a
-    // record written by anything else from leaking one into the custom resource.
-    let secrets = config.map(|c| Secrets::collect([("body", &serde_json::Value::Object(c.body().clone()))]));
-    let mask = |text: &str| secrets.as_ref().map_or_else(|| text.to_owned(), |s| s.mask(text));
-    if let Some(error) = state.map(|s| s.error.as_str()).filter(|e| !e.is_empty()) {
-        errors.push(mask(error));
-    }
-    let monitoring_text = monitoring.map(|m| monitoring_summary(&m.status));
-    let monitoring_failing = monitoring.is_some_and(|m| is_failing(&m.status));
+    let Standing { desired_version, applied, failed, deleting, .. } = standing;
+    let worker_state = standing.worker_state.clone();
+    let monitoring_text = standing.monitoring.clone();
+    let monitoring_failing = standing.monitoring_failing;
+    let applied_version = standing.applied_version;
 
     let version = desired_version.map_or_else(|| "?".to_owned(), |v| v.to_string());
     let synced = if !errors.is_empty() && !applied {
@@ -151,26 +103,15 @@ pub fn status<K: MirroredKind>(
     MirrorStatus {
         desired_version,
         applied_version,
-        state: state_summary,
+        state: standing.state,
         worker_state,
-        orchestration_state: state.and_then(|s| s.state.orchestration_state.clone()),
-        stack_id: heat_stack.map(|h| h.stack_id.clone()).filter(|s| !s.is_empty()),
-        stack_status: heat_stack.map(|h| h.stack_status.clone()).filter(|s| !s.is_empty()),
+        orchestration_state: standing.orchestration_state,
+        stack_id: standing.stack_id,
+        stack_status: standing.stack_status,
         monitoring: monitoring_text,
         last_error: (!errors.is_empty()).then(|| errors.join("; ")),
         observed_generation: generation,
         conditions,
-    }
-}
-
-fn readable<'a, T>(record: &'a Option<Result<T, String>>, root: &str, errors: &mut Vec<String>) -> Option<&'a T> {
-    match record {
-        Some(Ok(record)) => Some(record),
-        Some(Err(e)) => {
-            errors.push(format!("{root} record unreadable: {e}"));
-            None
-        }
-        None => None,
     }
 }
 
@@ -182,25 +123,6 @@ fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condit
         message,
         last_transition_time: Time(Default::default()),
         observed_generation: None,
-    }
-}
-
-/// `UP`; a pool as `primary=MASTER,secondary=BACKUP` (members in name order).
-fn monitoring_summary(status: &MonitoringStatus) -> String {
-    match status {
-        MonitoringStatus::Single(s) => s.clone(),
-        MonitoringStatus::Pool(members) => {
-            members.iter().map(|(member, s)| format!("{member}={s}")).collect::<Vec<_>>().join(",")
-        }
-    }
-}
-
-/// The statuses the monitor writes when a device does not answer or a link is down.
-fn is_failing(status: &MonitoringStatus) -> bool {
-    let bad = |s: &str| matches!(s, "FAIL" | "DOWN");
-    match status {
-        MonitoringStatus::Single(s) => bad(s),
-        MonitoringStatus::Pool(members) => members.values().any(|s| bad(s)),
     }
 }
 

@@ -1,14 +1,11 @@
 //! The mirror's view of etcd: the records of every resource of one type, by id, kept from the
 //! watches of the four roots it reads. Pure: the loop feeds it watch events.
 
-use super::project::Observed;
-use crate::protocol::{Record, ResourceKey, ResourceRoot};
+use crate::protocol::{ResourceKey, ResourceRoot};
+use crate::standing::Observed;
+pub use crate::standing::ROOTS;
 use crate::store::{KeyValue, WatchEvent};
 use std::collections::{BTreeSet, HashMap};
-
-/// The roots whose records make a custom resource.
-pub const ROOTS: [ResourceRoot; 4] =
-    [ResourceRoot::Config, ResourceRoot::State, ResourceRoot::HeatStacks, ResourceRoot::Monitoring];
 
 #[derive(Debug, Default)]
 pub struct MirrorView {
@@ -37,6 +34,11 @@ impl MirrorView {
         self.resources.get(id)
     }
 
+    /// The `/config` key of a resource of this type.
+    pub fn config_key(&self, id: &str) -> String {
+        ResourceRoot::Config.key(&self.prefix, id)
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = &String> {
         self.resources.keys()
     }
@@ -49,7 +51,7 @@ impl MirrorView {
                 let mut touched: Vec<String> = self
                     .resources
                     .iter_mut()
-                    .filter_map(|(id, observed)| clear(observed, root).then(|| id.clone()))
+                    .filter_map(|(id, observed)| observed.clear(root).then(|| id.clone()))
                     .collect();
                 for kv in items {
                     touched.extend(self.put(root, &kv));
@@ -63,7 +65,7 @@ impl MirrorView {
             WatchEvent::Deleted { key, .. } => {
                 let Some(id) = self.id_of(root, &key) else { return Vec::new() };
                 let Some(observed) = self.resources.get_mut(&id) else { return Vec::new() };
-                clear(observed, root);
+                observed.clear(root);
                 if observed.is_empty() {
                     self.resources.remove(&id);
                 }
@@ -75,17 +77,7 @@ impl MirrorView {
 
     fn put(&mut self, root: ResourceRoot, kv: &KeyValue) -> Option<String> {
         let id = self.id_of(root, &kv.key)?;
-        let observed = self.resources.entry(id.clone()).or_default();
-        observed.config_key = ResourceRoot::Config.key(&self.prefix, &id);
-        let decoded = Record::from_etcd(&kv.key, &kv.value).map_err(|e| e.to_string());
-        match (root, decoded) {
-            (ResourceRoot::Config, Ok(Record::Config(r))) => observed.config = Some(Ok(r)),
-            (ResourceRoot::State, Ok(Record::State(r))) => observed.state = Some(Ok(r)),
-            (ResourceRoot::HeatStacks, Ok(Record::HeatStack(r))) => observed.heat_stack = Some(Ok(r)),
-            (ResourceRoot::Monitoring, Ok(Record::Monitoring(r))) => observed.monitoring = Some(Ok(r)),
-            (root, Ok(_)) => unreadable(observed, root, format!("{} is not a {} record", kv.key, root.as_str())),
-            (root, Err(e)) => unreadable(observed, root, e),
-        }
+        self.resources.entry(id.clone()).or_default().put(root, &kv.key, &kv.value);
         Some(id)
     }
 
@@ -94,28 +86,5 @@ impl MirrorView {
     fn id_of(&self, root: ResourceRoot, key: &str) -> Option<String> {
         let parsed = ResourceKey::parse(key)?;
         (parsed.root == root && parsed.prefix == self.prefix).then(|| parsed.id.to_owned())
-    }
-}
-
-/// Empties the slot of `root`; whether it held a record.
-fn clear(observed: &mut Observed, root: ResourceRoot) -> bool {
-    match root {
-        ResourceRoot::Config => observed.config.take().is_some(),
-        ResourceRoot::State => observed.state.take().is_some(),
-        ResourceRoot::HeatStacks => observed.heat_stack.take().is_some(),
-        ResourceRoot::Monitoring => observed.monitoring.take().is_some(),
-        // Not read by the mirror: `ROOTS` never names them.
-        ResourceRoot::Snapshot | ResourceRoot::JobState => false,
-    }
-}
-
-/// Keeps why the record of `root` could not be read.
-fn unreadable(observed: &mut Observed, root: ResourceRoot, reason: String) {
-    match root {
-        ResourceRoot::Config => observed.config = Some(Err(reason)),
-        ResourceRoot::State => observed.state = Some(Err(reason)),
-        ResourceRoot::HeatStacks => observed.heat_stack = Some(Err(reason)),
-        ResourceRoot::Monitoring => observed.monitoring = Some(Err(reason)),
-        ResourceRoot::Snapshot | ResourceRoot::JobState => {}
     }
 }

@@ -9,6 +9,7 @@
 
 pub(crate) mod decide;
 pub(crate) mod live;
+pub mod notes;
 pub(crate) mod reactions;
 pub(crate) mod retry;
 pub(crate) mod view;
@@ -195,7 +196,7 @@ impl<'l> Planner<'l> {
                 // was lost with it (or the retry found a live job then). Retry with backoff.
                 for (resource, action) in self.view.unhandled_failures() {
                     if !self.retries.is_scheduled(&resource) {
-                        let delay = self.retries.schedule(resource.clone(), action);
+                        let delay = self.schedule_retry(resource.clone(), action).await?;
                         tracing::info!(resource = ?resource, ?delay, "failed resource found; it will be tried again");
                     }
                 }
@@ -240,6 +241,21 @@ impl<'l> Planner<'l> {
         self.plan(resource, &config, action, previous.as_ref(), revision).await
     }
 
+    /// Schedules the retry of a failed resource and notes when it will run (for `status` and
+    /// `why`); returns the delay.
+    async fn schedule_retry(&mut self, resource: ResourceId, action: Action) -> Result<Duration, StoreError> {
+        let delay = self.retries.schedule(resource.clone(), action);
+        let note = notes::RetryNote {
+            attempts: self.retries.attempts(&resource),
+            action,
+            next_at: notes::unix_now() + delay.as_secs(),
+        };
+        let mut writes = Writes::default();
+        writes.put_json(notes::retry_key(&resource), &note)?;
+        self.commit(writes).await?;
+        Ok(delay)
+    }
+
     /// Commits guarded by leadership; on success the view learns the writes at once.
     async fn commit(&mut self, writes: Writes) -> Result<bool, StoreError> {
         if writes.is_empty() {
@@ -275,7 +291,11 @@ impl<'l> Planner<'l> {
                 Ok(())
             }
             reactions::Reconcile::Unreadable(error) => {
-                tracing::error!(resource = ?resource, %error, "unreadable /config value without a version");
+                // Said once per change of the record, not at every resync.
+                if self.reported.get(resource).is_none_or(|(_, said)| *said != error) {
+                    tracing::error!(resource = ?resource, %error, "unreadable /config value without a version");
+                    self.reported.insert(resource.clone(), (0, error));
+                }
                 Ok(())
             }
             reactions::Reconcile::Plan(plan) => self.commit_plan(resource, plan).await,
@@ -300,7 +320,10 @@ impl<'l> Planner<'l> {
         match plan {
             reactions::Plan::Nothing => Ok(()),
             reactions::Plan::Blocked { action, version, error } => self.report(resource, action, version, error).await,
-            reactions::Plan::Write { writes, job } => {
+            reactions::Plan::Write { mut writes, job } => {
+                if let Some(job) = &job {
+                    writes.put(notes::job_time_key(&job.id), notes::unix_now().to_string().into_bytes());
+                }
                 if self.commit(writes).await? {
                     if let Some(job) = job {
                         tracing::info!(job = %job.id, dependencies = job.dependency.len(), "planned job");
@@ -383,12 +406,12 @@ impl<'l> Planner<'l> {
             if reason.is_empty() {
                 self.retries.forget(&resource);
             } else {
-                let delay = self.retries.schedule(resource.clone(), job.spec.action);
+                let delay = self.schedule_retry(resource.clone(), job.spec.action).await?;
                 tracing::warn!(resource = ?resource, ?delay, "job failed; the resource will be tried again");
             }
             for dependent in &cancelled {
                 let theirs = (dependent.spec.resource_type.clone(), dependent.spec.resource_id.clone());
-                self.retries.schedule(theirs, dependent.spec.action);
+                self.schedule_retry(theirs, dependent.spec.action).await?;
             }
             if !self.view.configs.contains_key(&resource) {
                 let gone = reactions::config_gone(&self.view, &self.schema, &resource);

@@ -4,6 +4,7 @@
 //! Pure: the loop in `mod.rs` commits what these return and feeds the results back.
 
 use super::decide;
+use super::notes;
 use super::view::{ResourceId, View};
 use super::writes::Writes;
 use crate::mapping::{Scope, Traversal, Workability, select_template};
@@ -113,7 +114,8 @@ pub(crate) fn reconcile(view: &View, schema: &Schema, resource: &ResourceId) -> 
     let config = match config {
         Ok(config) => config,
         Err(unreadable) => {
-            let error = format!("unreadable config: {}", unreadable.error);
+            let key = key(schema, ResourceRoot::Config, resource).unwrap_or_default();
+            let error = format!("unreadable config {key}: {}", unreadable.error);
             return Ok(match unreadable.version {
                 Some(version) => Reconcile::Plan(Plan::Blocked { action: Action::Create, version, error }),
                 None => Reconcile::Unreadable(error),
@@ -179,6 +181,7 @@ pub(crate) fn config_gone(view: &View, schema: &Schema, resource: &ResourceId) -
     writes.require_revision(&snapshot_key, *revision);
     writes.delete(snapshot_key);
     writes.delete(stacks_key);
+    writes.delete(notes::retry_key(resource));
     Gone::CleanUp(writes)
 }
 
@@ -213,6 +216,11 @@ pub(crate) fn finish(view: &View, schema: &Schema, job_id: &str) -> Result<Optio
             writes.delete(queue.key(job_id));
         }
     }
+    writes.delete(notes::job_time_key(job_id));
+    if let Some(job) = job.as_ref().filter(|_| reason.is_empty()) {
+        // A success ends the resource's retries: the note goes with the job.
+        writes.delete(notes::retry_key(&(job.spec.resource_type.clone(), job.spec.resource_id.clone())));
+    }
     let mut cancelled = Vec::new();
     if job.is_some() && !reason.is_empty() {
         let waiting: Vec<&Job> = view.waiting.iter().filter_map(|id| view.live.get(id)).collect();
@@ -223,6 +231,7 @@ pub(crate) fn finish(view: &View, schema: &Schema, job_id: &str) -> Result<Optio
         let spec = &dependent.spec;
         writes.delete(JobQueue::All.key(&dependent.id));
         writes.delete(JobQueue::Waiting.key(&dependent.id));
+        writes.delete(notes::job_time_key(&dependent.id));
         if let Ok(state_key) = schema.resource_types.key(ResourceRoot::State, &spec.resource_type, &spec.resource_id)
             && states.get(&state_key).is_none_or(|s| s.version <= spec.version)
         {

@@ -108,6 +108,11 @@ impl JobQueue {
         format!("{}/{job_id}", self.dir())
     }
 
+    /// The queue's name: `all`, `waiting`, `ready`, `working`, `finished`.
+    pub fn name(self) -> &'static str {
+        &self.dir()["/jobs/".len()..]
+    }
+
     /// `(queue, job id)` of `/jobs/<queue>/<id>`.
     pub fn parse(key: &str) -> Option<(JobQueue, &str)> {
         JobQueue::ALL.into_iter().find_map(|queue| {

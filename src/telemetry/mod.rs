@@ -27,3 +27,14 @@ pub fn init_logs(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
     }
 }
+
+/// Sends log events to `file` instead (the demo, whose output is its story).
+pub fn init_logs_to(format: LogFormat, file: std::fs::File) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::sync::Mutex::new(file)).with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+}

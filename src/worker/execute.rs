@@ -27,6 +27,22 @@ impl StackJob {
     pub fn stack_name(&self) -> String {
         format!("{}_{}", self.resource_type, self.resource_id)
     }
+
+    /// What a create of the stack sends.
+    pub fn create_request(&self) -> StackRequest {
+        StackRequest {
+            stack_name: Some(self.stack_name()),
+            template: self.template.clone(),
+            parameters: self.parameters.clone(),
+            timeout_mins: self.timeout_mins,
+            disable_rollback: true,
+        }
+    }
+
+    /// What an update of the stack sends (a full replace: the create's request without the name).
+    pub fn update_request(&self) -> StackRequest {
+        StackRequest { stack_name: None, ..self.create_request() }
+    }
 }
 
 /// How long to wait for Heat.
@@ -188,14 +204,8 @@ async fn apply(
 ) -> Result<(Stack, Vec<HeatOutput>), Failed> {
     let tenant = job.tenant_id.as_str();
     let name = job.stack_name();
-    let request = StackRequest {
-        stack_name: Some(name.clone()),
-        template: job.template.clone(),
-        parameters: job.parameters.clone(),
-        timeout_mins: job.timeout_mins,
-        disable_rollback: true,
-    };
-    let update = StackRequest { stack_name: None, ..request.clone() };
+    let request = job.create_request();
+    let update = job.update_request();
     let existing = persist(deadline, patience, || heat.find(tenant, &name)).await?;
     // Whether Heat may have lost the operation we sent: see `settle`.
     let mut interrupted = false;
@@ -246,6 +256,8 @@ async fn delete(
         stack_status_reason: String::new(),
         updated_time: None,
         outputs: Vec::new(),
+        parameters: Map::new(),
+        timeout_mins: None,
     };
     tracing::info!(stack = %name, "DELETE STARTED");
     let Some(stack) = persist(deadline, patience, || heat.find(tenant, &name)).await? else {
@@ -372,5 +384,7 @@ fn placeholder(stack: &StackRef) -> Stack {
         stack_status_reason: String::new(),
         updated_time: None,
         outputs: Vec::new(),
+        parameters: Map::new(),
+        timeout_mins: None,
     }
 }

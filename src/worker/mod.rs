@@ -3,6 +3,7 @@
 
 pub mod drift;
 pub mod execute;
+pub(crate) mod prepare;
 pub mod render;
 pub mod resolve;
 pub(crate) mod run;

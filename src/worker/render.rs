@@ -46,7 +46,7 @@ fn render_with(
     context: &Map<String, Value>,
 ) -> Result<String, RenderError> {
     let rendered = env
-        .render_str(source, minijinja::Value::from(minijinja::value::Serde(context)))
+        .render_named_str(template, source, minijinja::Value::from(minijinja::value::Serde(context)))
         .map_err(|e| RenderError::Jinja { template: template.to_owned(), reason: describe(&e) })?;
     // Heat parses with PyYAML, which lets a later duplicate key win; so does a map built here.
     yaml_serde::from_str::<serde_json::Value>(&rendered)
@@ -54,8 +54,12 @@ fn render_with(
     Ok(rendered)
 }
 
+/// The error with its line first (the operator opens the template there) and its causes.
 fn describe(error: &minijinja::Error) -> String {
-    let mut text = error.to_string();
+    let mut text = match error.line() {
+        Some(line) => format!("line {line}: {error}"),
+        None => error.to_string(),
+    };
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         text.push_str(&format!(": {inner}"));
@@ -97,6 +101,8 @@ mod tests {
     fn errors_name_the_template() {
         let e = render("port", "{% for x in %}", &Map::new()).unwrap_err();
         assert!(e.to_string().starts_with("template `port` does not render"), "{e}");
+        let e = render("port", "a: 1\nb: {{ 1 +* 2 }}\n", &Map::new()).unwrap_err();
+        assert!(e.to_string().contains("line 2:") && e.to_string().contains("port:2"), "{e}");
         let e = render("port", "a: [unclosed", &Map::new()).unwrap_err();
         assert!(e.to_string().contains("does not render to YAML"), "{e}");
     }

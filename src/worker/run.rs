@@ -1,22 +1,16 @@
 //! The worker loop: watch `/jobs/ready`, claim jobs with a leased `/jobs/working` key (at most
 //! `slots` at once), run each against Heat and write its results in the protocol's order.
 
-use super::execute::{Outcome, Patience, StackJob, execute};
-use super::render::render;
-use super::resolve::resolve;
+use super::execute::{Outcome, Patience, execute};
+use super::prepare::{Prepared, prepare};
 use crate::heat::HeatClient;
-use crate::mapping::{Produced, ResourceIndex, Scope, evaluate};
 use crate::protocol::DecodeError;
 use crate::protocol::keys::UnknownType;
-use crate::protocol::{
-    HeatStackRecord, Job, JobQueue, JobState, ParamValue, Record, ResourceRoot, keys::HEAT_TEMPLATES_PREFIX,
-};
+use crate::protocol::{Job, JobQueue, JobState, Record, ResourceRoot};
 use crate::schema::Schema;
-use crate::secrets::Secrets;
 use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_prefix};
 use crate::telemetry::metrics::{FinishedLabels, JobLabels};
-use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -146,36 +140,11 @@ enum JobError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Why the job's heat template could not be had (the job fails with this reason).
-#[derive(Debug, thiserror::Error)]
-enum TemplateError {
-    #[error("no template mapping for `{0}`")]
-    NoMapping(String),
-    #[error(transparent)]
-    Mapping(#[from] crate::mapping::EvalError),
-    #[error("template mapping of `{resource_type}` gave {produced}")]
-    NotAName { resource_type: String, produced: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("template `{0}` is missing")]
-    Missing(String),
-    #[error("{0} is not a heat template")]
-    NotATemplate(String),
-    #[error("template `{id}` does not decode: {error}")]
-    Undecodable { id: String, error: DecodeError },
-}
-
 struct Context {
     store: Store,
     schema: Schema,
     heat: HeatClient,
     options: WorkerOptions,
-}
-
-/// A job ready for Heat, and the secrets to keep out of what it reports.
-struct Prepared {
-    stack: StackJob,
-    secrets: Secrets,
 }
 
 impl Context {
@@ -267,104 +236,7 @@ impl Context {
 
     /// Everything the Heat call needs; a failure outcome when something is missing or broken.
     async fn prepare(&self, job: &Job) -> Result<Prepared, Outcome> {
-        let spec = &job.spec;
-        let documents: Vec<(&str, Value)> = spec
-            .params
-            .iter()
-            .filter_map(|p| match &p.value {
-                ParamValue::Value(v) => Some((p.param.as_str(), v.clone())),
-                _ => None,
-            })
-            .chain([("resource_input", Value::Object(spec.resource_input.clone()))])
-            .collect();
-        let secrets = Secrets::collect(documents.iter().map(|(k, v)| (*k, v)));
-        let tenant_id = spec.resource_input.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let mut stack = StackJob {
-            action: spec.action,
-            resource_type: spec.resource_type.clone(),
-            resource_id: spec.resource_id.clone(),
-            version: spec.version,
-            tenant_id,
-            template: String::new(),
-            parameters: Default::default(),
-            timeout_mins: None,
-        };
-        let fail = |stack: &StackJob, reason: String| Outcome::failure(stack, None, secrets.mask(&reason));
-        if stack.tenant_id.is_empty() {
-            return Err(fail(&stack, "the resource has no tenant_id".into()));
-        }
-        let stacks = self.dependency_stacks(job).await.map_err(|e| fail(&stack, e.to_string()))?;
-        let resolved = match resolve(&spec.params, |t, id| stacks.get(&(t.to_owned(), id.to_owned()))) {
-            Ok(resolved) => resolved,
-            // A delete needs no template or parameters; an unresolvable reference does not stop it.
-            Err(_) if spec.action == crate::protocol::Action::LogicalDelete => Default::default(),
-            Err(e) => return Err(fail(&stack, e.to_string())),
-        };
-        stack.timeout_mins = resolved.timeout_mins;
-        stack.parameters = resolved.parameters;
-        if spec.action != crate::protocol::Action::LogicalDelete {
-            let (template_id, source) = self.template(job).await.map_err(|e| fail(&stack, e.to_string()))?;
-            stack.template = render(&template_id, &source, &resolved.jinja).map_err(|e| fail(&stack, e.to_string()))?;
-        }
-        Ok(Prepared { stack, secrets })
-    }
-
-    /// The heat_stacks records of every resource whose outputs the params reference.
-    async fn dependency_stacks(&self, job: &Job) -> Result<HashMap<(String, String), HeatStackRecord>, JobError> {
-        let mut wanted = BTreeSet::new();
-        for param in &job.spec.params {
-            match &param.value {
-                ParamValue::OutputKey(r) => {
-                    wanted.insert((r.resource_type.clone(), r.resource_id.clone()));
-                }
-                ParamValue::List(items) => {
-                    for item in items {
-                        if let ParamValue::OutputKey(r) = &item.value {
-                            wanted.insert((r.resource_type.clone(), r.resource_id.clone()));
-                        }
-                    }
-                }
-                ParamValue::Value(_) => {}
-            }
-        }
-        let mut stacks = HashMap::new();
-        for (resource_type, id) in wanted {
-            let key = self.schema.resource_types.key(ResourceRoot::HeatStacks, &resource_type, &id)?;
-            if let Some(kv) = self.store.get(&key).await?
-                && let Ok(Record::HeatStack(record)) = Record::from_etcd(&kv.key, &kv.value)
-            {
-                stacks.insert((resource_type, id), record);
-            }
-        }
-        Ok(stacks)
-    }
-
-    /// The job's heat template: chosen by `template_mappings` from the job's body, read from
-    /// `/config/v2.0/heat_templates`.
-    async fn template(&self, job: &Job) -> Result<(String, String), TemplateError> {
-        let spec = &job.spec;
-        let (_, mapping) = self
-            .schema
-            .template_mappings
-            .get(&spec.resource_type)
-            .ok_or_else(|| TemplateError::NoMapping(spec.resource_type.clone()))?;
-        let index = ResourceIndex::default();
-        let scope = Scope { index: &index, relations: &self.schema.relations, version: spec.version };
-        let body = Value::Object(spec.resource_input.clone());
-        let id = match evaluate(mapping, scope, &body, &spec.resource_type)?.produced {
-            Produced::Value(Value::String(id)) => id,
-            other => {
-                let (resource_type, produced) = (spec.resource_type.clone(), format!("{other:?}"));
-                return Err(TemplateError::NotAName { resource_type, produced });
-            }
-        };
-        let key = crate::protocol::ResourceRoot::Config.key(HEAT_TEMPLATES_PREFIX, &id);
-        let kv = self.store.get(&key).await?.ok_or_else(|| TemplateError::Missing(id.clone()))?;
-        match Record::from_etcd(&kv.key, &kv.value) {
-            Ok(Record::HeatTemplate(_, template)) => Ok((id, template.template_file)),
-            Ok(_) => Err(TemplateError::NotATemplate(key)),
-            Err(error) => Err(TemplateError::Undecodable { id, error }),
-        }
+        prepare(&self.store, &self.schema, job).await
     }
 
     /// Writes heat_stacks → job_state → state in one transaction, then the finished marker with

@@ -386,3 +386,16 @@ pub fn flagship_records() -> Vec<(String, Vec<u8>)> {
     assert_eq!(records.len(), 6, "config, job, heat_stacks, job_state, state, monitoring");
     records
 }
+
+/// The `vpn_gateway` template of the worker and operator tests: a network-like stack whose job
+/// waits for a subnet's (its `net` param reads the subnet's `network_id` output).
+pub async fn vpn_gateway_template(h: &Harness) {
+    h.template("vpn_gateway", json!({"name": "Pid", "tenant_id": "Ptenant_id", "net": "Msubnet:subnet_id:network_id"}))
+        .await;
+    set_template(
+        h,
+        "vpn_gateway",
+        &NETWORK.replace("  tenant_id: {type: string}", "  tenant_id: {type: string}\n  net: {type: string}"),
+    )
+    .await;
+}

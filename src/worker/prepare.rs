@@ -1,0 +1,163 @@
+//! Everything a job's Heat call needs, read and computed before Heat is called: the secrets to
+//! mask, the tenant, the dependencies' outputs (`/esi-worker/heat_stacks`), the heat template
+//! chosen by `template_mappings` and rendered, the Heat parameters and the timeout. The worker
+//! prepares every job it claims with [`prepare`]; the operator's dry run (`inspect::dry_run`)
+//! prepares the job it shows with the same function. It only reads the store.
+
+use super::execute::{Outcome, StackJob};
+use super::render::render;
+use super::resolve::resolve;
+use crate::mapping::{Produced, ResourceIndex, Scope, evaluate};
+use crate::protocol::keys::UnknownType;
+use crate::protocol::{Action, HeatStackRecord, Job, ParamValue, Record, ResourceRoot, keys::HEAT_TEMPLATES_PREFIX};
+use crate::schema::Schema;
+use crate::secrets::Secrets;
+use crate::store::{Store, StoreError};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+
+/// A job ready for Heat, and the secrets to keep out of what it reports.
+pub(crate) struct Prepared {
+    pub stack: StackJob,
+    pub secrets: Secrets,
+}
+
+/// Why the job's heat template could not be had (the job fails with this reason).
+#[derive(Debug, thiserror::Error)]
+enum TemplateError {
+    #[error("no template mapping for `{0}`")]
+    NoMapping(String),
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::EvalError),
+    #[error("template mapping of `{resource_type}` gave {produced}")]
+    NotAName { resource_type: String, produced: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("template `{0}` is missing")]
+    Missing(String),
+    #[error("{0} is not a heat template")]
+    NotATemplate(String),
+    #[error("template `{id}` does not decode: {error}")]
+    Undecodable { id: String, error: crate::protocol::DecodeError },
+}
+
+/// Why the dependencies' heat_stacks records could not be read.
+#[derive(Debug, thiserror::Error)]
+enum DependencyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    UnknownType(#[from] UnknownType),
+}
+
+/// The documents whose secret values the job's reports mask: every plain param value, under its
+/// param's name, and the resource's body as `resource_input`.
+pub(crate) fn secret_documents(job: &Job) -> Vec<(&str, Value)> {
+    let spec = &job.spec;
+    spec.params
+        .iter()
+        .filter_map(|p| match &p.value {
+            ParamValue::Value(v) => Some((p.param.as_str(), v.clone())),
+            _ => None,
+        })
+        .chain([("resource_input", Value::Object(spec.resource_input.clone()))])
+        .collect()
+}
+
+/// Everything the Heat call needs; a failure outcome (what the job reports) when something is
+/// missing or broken.
+pub(crate) async fn prepare(store: &Store, schema: &Schema, job: &Job) -> Result<Prepared, Outcome> {
+    let spec = &job.spec;
+    let documents = secret_documents(job);
+    let secrets = Secrets::collect(documents.iter().map(|(k, v)| (*k, v)));
+    let tenant_id = spec.resource_input.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let mut stack = StackJob {
+        action: spec.action,
+        resource_type: spec.resource_type.clone(),
+        resource_id: spec.resource_id.clone(),
+        version: spec.version,
+        tenant_id,
+        template: String::new(),
+        parameters: Default::default(),
+        timeout_mins: None,
+    };
+    let fail = |stack: &StackJob, reason: String| Outcome::failure(stack, None, secrets.mask(&reason));
+    if stack.tenant_id.is_empty() {
+        return Err(fail(&stack, "the resource has no tenant_id".into()));
+    }
+    let stacks = dependency_stacks(store, schema, job).await.map_err(|e| fail(&stack, e.to_string()))?;
+    let resolved = match resolve(&spec.params, |t, id| stacks.get(&(t.to_owned(), id.to_owned()))) {
+        Ok(resolved) => resolved,
+        // A delete needs no template or parameters; an unresolvable reference does not stop it.
+        Err(_) if spec.action == Action::LogicalDelete => Default::default(),
+        Err(e) => return Err(fail(&stack, e.to_string())),
+    };
+    stack.timeout_mins = resolved.timeout_mins;
+    stack.parameters = resolved.parameters;
+    if spec.action != Action::LogicalDelete {
+        let (template_id, source) = template(store, schema, job).await.map_err(|e| fail(&stack, e.to_string()))?;
+        stack.template = render(&template_id, &source, &resolved.jinja).map_err(|e| fail(&stack, e.to_string()))?;
+    }
+    Ok(Prepared { stack, secrets })
+}
+
+/// The heat_stacks records of every resource whose outputs the params reference.
+async fn dependency_stacks(
+    store: &Store,
+    schema: &Schema,
+    job: &Job,
+) -> Result<HashMap<(String, String), HeatStackRecord>, DependencyError> {
+    let mut wanted = BTreeSet::new();
+    for param in &job.spec.params {
+        match &param.value {
+            ParamValue::OutputKey(r) => {
+                wanted.insert((r.resource_type.clone(), r.resource_id.clone()));
+            }
+            ParamValue::List(items) => {
+                for item in items {
+                    if let ParamValue::OutputKey(r) = &item.value {
+                        wanted.insert((r.resource_type.clone(), r.resource_id.clone()));
+                    }
+                }
+            }
+            ParamValue::Value(_) => {}
+        }
+    }
+    let mut stacks = HashMap::new();
+    for (resource_type, id) in wanted {
+        let key = schema.resource_types.key(ResourceRoot::HeatStacks, &resource_type, &id)?;
+        if let Some(kv) = store.get(&key).await?
+            && let Ok(Record::HeatStack(record)) = Record::from_etcd(&kv.key, &kv.value)
+        {
+            stacks.insert((resource_type, id), record);
+        }
+    }
+    Ok(stacks)
+}
+
+/// The job's heat template: chosen by `template_mappings` from the job's body, read from
+/// `/config/v2.0/heat_templates`.
+async fn template(store: &Store, schema: &Schema, job: &Job) -> Result<(String, String), TemplateError> {
+    let spec = &job.spec;
+    let (_, mapping) = schema
+        .template_mappings
+        .get(&spec.resource_type)
+        .ok_or_else(|| TemplateError::NoMapping(spec.resource_type.clone()))?;
+    let index = ResourceIndex::default();
+    let scope = Scope { index: &index, relations: &schema.relations, version: spec.version };
+    let body = Value::Object(spec.resource_input.clone());
+    let id = match evaluate(mapping, scope, &body, &spec.resource_type)?.produced {
+        Produced::Value(Value::String(id)) => id,
+        other => {
+            let (resource_type, produced) = (spec.resource_type.clone(), format!("{other:?}"));
+            return Err(TemplateError::NotAName { resource_type, produced });
+        }
+    };
+    let key = ResourceRoot::Config.key(HEAT_TEMPLATES_PREFIX, &id);
+    let kv = store.get(&key).await?.ok_or_else(|| TemplateError::Missing(id.clone()))?;
+    match Record::from_etcd(&kv.key, &kv.value) {
+        Ok(Record::HeatTemplate(_, template)) => Ok((id, template.template_file)),
+        Ok(_) => Err(TemplateError::NotATemplate(key)),
+        Err(error) => Err(TemplateError::Undecodable { id, error }),
+    }
+}
