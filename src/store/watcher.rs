@@ -43,6 +43,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Watches every key under `prefix`; the task ends when the receiver is dropped.
 pub fn watch_prefix(store: Store, prefix: String) -> mpsc::Receiver<WatchEvent> {
+    watch_listing(store, prefix.clone(), vec![prefix])
+}
+
+/// Watches every key under `prefix`, but lists only the keys under `listed` (parts of it): for a
+/// reader that ignores the rest, which then arrives only as it changes.
+pub fn watch_listing(store: Store, prefix: String, listed: Vec<String>) -> mpsc::Receiver<WatchEvent> {
     let (sender, receiver) = mpsc::channel(1024);
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
@@ -54,7 +60,7 @@ pub fn watch_prefix(store: Store, prefix: String) -> mpsc::Receiver<WatchEvent> 
             }
             let from = match revision {
                 Some(r) => r,
-                None => match store.list(&prefix).await {
+                None => match store.list_many(&listed).await {
                     Ok((items, listed_at)) => {
                         if sender.send(WatchEvent::Listed { items, revision: listed_at }).await.is_err() {
                             return;
