@@ -1,12 +1,15 @@
 //! The planner's loop on a real etcd: a resource's whole life, release of waiting jobs, a
-//! reference retried once it resolves, leader failover and level-triggered restarts. What each
+//! reference retried once it resolves, leader failover and level-triggered restarts, and the
+//! rules that keep transactions in flight as safe as one at a time. What each
 //! reaction writes (dependencies, cancellation, bad input, templates) is unit-tested in
 //! `src/planner/reactions.rs`.
 
 mod support;
 
-use heat_reconciler::protocol::{Action, JobQueue, ParamValue, ResourceRef};
+use heat_reconciler::planner::PlannerOptions;
+use heat_reconciler::protocol::{Action, ConfigRecord, JobQueue, ParamValue, Record, ResourceRef};
 use serde_json::json;
+use std::collections::HashMap;
 use std::time::Duration;
 use support::*;
 
@@ -184,4 +187,95 @@ async fn a_restarted_planner_continues_where_the_last_one_stopped() {
     planned.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(planned, vec![("n1".into(), Action::Modify, 2), ("n3".into(), Action::Create, 1)]);
     assert!(h.store.get(&JobQueue::Finished.key(&sub.id)).await.unwrap().is_none(), "finished marker consumed");
+}
+
+// --- Transactions in flight ---
+
+/// Writes configs as Gohan would, without a planner watching each one.
+async fn preload(h: &Harness, records: impl IntoIterator<Item = (&'static str, serde_json::Value)>) {
+    for (plural, resource) in records {
+        let id = resource["id"].as_str().unwrap().to_owned();
+        let record = ConfigRecord::new(body(resource), 1, false);
+        h.store.put(&format!("/config/v2.0/{plural}/{id}"), serde_json::to_vec(&record).unwrap()).await.unwrap();
+    }
+}
+
+/// Every `/jobs/all` record with the revision it was created at, once there are `count`.
+async fn jobs_created(h: &Harness, count: usize) -> Vec<(heat_reconciler::protocol::Job, i64)> {
+    eventually(60, || async {
+        let (kvs, _) = h.store.list("/jobs/all/").await.unwrap();
+        (kvs.len() >= count).then(|| {
+            kvs.iter()
+                .map(|kv| match Record::from_etcd(&kv.key, &kv.value).unwrap() {
+                    Record::Job(record) => (record.job, kv.create_revision),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_planned_in_flight_never_reach_etcd_before_their_dependencies() {
+    // Each subnet right after its network, each port right after its subnet: at start-up the
+    // planner meets every dependency while that dependency's transaction is still in flight.
+    let mut h = Harness::without_planner().await;
+    let chains = 60;
+    let mut records = Vec::new();
+    for i in 0..chains {
+        let (n, s, p) = (format!("n{i}"), format!("s{i}"), format!("p{i}"));
+        records.extend([("networks", network(&n)), ("subnets", subnet(&s, &n)), ("ports", port(&p, &n, &s))]);
+    }
+    preload(&h, records).await;
+    let mut options = PlannerOptions::new("planner-a");
+    options.pipeline_depth = 16;
+    h.planner = Some(RunningPlanner::start_with(&h.store, options));
+
+    let jobs = jobs_created(&h, 3 * chains).await;
+    assert_eq!(jobs.len(), 3 * chains, "one job per resource");
+    let created: HashMap<&str, i64> = jobs.iter().map(|(job, revision)| (job.id.as_str(), *revision)).collect();
+    let mut dependencies = 0;
+    for (job, revision) in &jobs {
+        for dependency in &job.dependency {
+            let theirs = created.get(dependency.as_str()).unwrap_or_else(|| panic!("{dependency} exists"));
+            assert!(theirs < revision, "{} reached etcd before its dependency {dependency}", job.id);
+            dependencies += 1;
+        }
+    }
+    assert_eq!(dependencies, chains * 3, "a subnet waits for its network, a port for both");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_that_loses_its_key_mid_start_up_writes_nothing_and_leaves_nothing_twice() {
+    let mut h = Harness::without_planner().await;
+    let networks = 1500;
+    preload(&h, (0..networks).map(|i| ("networks", network(&format!("n{i}"))))).await;
+    h.planner = Some(RunningPlanner::start(&h.store, "planner-a", Duration::from_secs(3)));
+
+    // Another process takes the leader key while the planner has transactions in flight.
+    eventually(30, || async {
+        let (kvs, _) = h.store.list("/jobs/all/").await.unwrap();
+        (!kvs.is_empty()).then_some(())
+    })
+    .await;
+    let taken = h.store.put("/job_manager_id", b"intruder".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (written, _) = h.store.list("/").await.unwrap();
+    let late: Vec<&str> = written
+        .iter()
+        .filter(|kv| kv.mod_revision > taken && kv.key != "/job_manager_id")
+        .map(|kv| kv.key.as_str())
+        .collect();
+    assert!(late.is_empty(), "written without the lead: {late:?}");
+    let (jobs, _) = h.store.list("/jobs/all/").await.unwrap();
+    assert!(jobs.len() < networks, "the key was taken mid start-up ({} jobs)", jobs.len());
+
+    // The key goes; the planner leads again and plans the rest, each network once.
+    h.store.delete("/job_manager_id").await.unwrap();
+    let jobs = jobs_created(&h, networks).await;
+    let mut planned: Vec<&str> = jobs.iter().map(|(job, _)| job.spec.resource_id.as_str()).collect();
+    planned.sort();
+    planned.dedup();
+    assert_eq!((jobs.len(), planned.len()), (networks, networks), "each network planned exactly once");
 }

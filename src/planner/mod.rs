@@ -10,6 +10,7 @@
 pub(crate) mod decide;
 pub(crate) mod live;
 pub mod notes;
+pub(crate) mod pipeline;
 pub(crate) mod reactions;
 pub(crate) mod retry;
 pub(crate) mod view;
@@ -19,13 +20,14 @@ use crate::election::{Election, lead_while_elected};
 use crate::protocol::keys::JOB_MANAGER_ID_KEY;
 use crate::protocol::{Action, Body, ConfigRecord};
 use crate::schema::Schema;
-use crate::store::{KeyValue, Leadership, Store, StoreError, WatchEvent, watch_prefix};
+use crate::store::{Leadership, Store, StoreError, WatchEvent, watch_listing};
 use crate::telemetry::Heartbeat;
 use crate::telemetry::metrics::{JobLabels, QueueLabels, metrics};
+use pipeline::{Landed, Pipeline, Sent};
 use retry::Retries;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use view::{Change, ResourceId, View};
 use writes::Writes;
 
@@ -43,6 +45,8 @@ pub struct PlannerOptions {
     /// Backoff of a resource whose job failed: doubles from `retry_base` up to `retry_cap`.
     pub retry_base: Duration,
     pub retry_cap: Duration,
+    /// How many planned jobs' transactions may be in flight at once ([`pipeline`]).
+    pub pipeline_depth: usize,
 }
 
 impl PlannerOptions {
@@ -55,6 +59,7 @@ impl PlannerOptions {
             resync_interval: Duration::from_secs(60),
             retry_base: Duration::from_secs(5),
             retry_cap: Duration::from_secs(300),
+            pipeline_depth: 64,
         }
     }
 }
@@ -76,7 +81,10 @@ pub async fn run(
     };
     lead_while_elected(&store, &election, shutdown, |leadership, heartbeat| {
         let (store, schema, progress, options) = (store.clone(), schema.clone(), progress.clone(), options.clone());
-        Box::pin(async move { Planner::new(store, schema, leadership, progress).lead(&options, heartbeat).await })
+        Box::pin(async move {
+            let pipeline = Pipeline::new(options.pipeline_depth);
+            Planner::new(store, schema, leadership, progress, pipeline).lead(&options, heartbeat).await
+        })
     })
     .await
 }
@@ -94,10 +102,32 @@ pub struct Planner<'l> {
     reported: BTreeMap<ResourceId, (u64, String)>,
     /// Resources whose job failed (or was cancelled), to be planned again with backoff.
     retries: Retries,
+    /// Planned jobs' transactions in flight.
+    pipeline: Pipeline,
+    /// A transaction sent ahead failed, so the view assumed writes that did not happen: nothing
+    /// more is written until it is listed again.
+    diverged: bool,
+    /// The watch. It is read while transactions are in flight too ([`Planner::land_one`]): a
+    /// watcher that falls behind costs etcd dearly, as it replays the backlog from its disk.
+    events: mpsc::Receiver<WatchEvent>,
+    /// What events read meanwhile changed, to react to once the current reaction is done.
+    deferred: VecDeque<Change>,
+    /// A full list read meanwhile: it replaces the view only once the current reaction is done,
+    /// and nothing after it is read before.
+    held_list: Option<WatchEvent>,
+    /// The revision up to which every change has been read, not yet published as progress.
+    synced: Option<i64>,
 }
 
 impl<'l> Planner<'l> {
-    fn new(store: Store, schema: Schema, leadership: &'l Leadership, progress: watch::Sender<i64>) -> Self {
+    fn new(
+        store: Store,
+        schema: Schema,
+        leadership: &'l Leadership,
+        progress: watch::Sender<i64>,
+        pipeline: Pipeline,
+    ) -> Self {
+        let store_for_watch = store.clone();
         Planner {
             store,
             schema,
@@ -107,35 +137,29 @@ impl<'l> Planner<'l> {
             blocked: HashSet::new(),
             reported: BTreeMap::new(),
             retries: Retries::new(Duration::from_secs(5), Duration::from_secs(300)),
+            pipeline,
+            diverged: false,
+            events: watch_listing(store_for_watch, "/".to_owned(), View::listed_prefixes()),
+            deferred: VecDeque::new(),
+            held_list: None,
+            synced: None,
         }
     }
 
     async fn lead(&mut self, options: &PlannerOptions, heartbeat: &mut Heartbeat) -> anyhow::Result<()> {
         self.retries = Retries::new(options.retry_base, options.retry_cap);
-        let mut events = watch_prefix(self.store.clone(), "/".to_owned());
         let mut retry = tokio::time::interval(options.retry_interval);
         let mut resync = tokio::time::interval(options.resync_interval);
         resync.tick().await;
         loop {
             tokio::select! {
-                event = events.recv() => {
+                event = next_event(&mut self.held_list, &mut self.events) => {
                     let event = event.ok_or_else(|| anyhow::anyhow!("watch ended"))?;
-                    // Progress is published only once a whole transaction has been seen.
-                    let synced = match &event {
-                        WatchEvent::Listed { revision, .. } | WatchEvent::Synced { revision } => Some(*revision),
-                        _ => None,
-                    };
                     let listed = matches!(event, WatchEvent::Listed { .. });
-                    for change in self.view.apply(&self.schema, event) {
-                        self.react(change).await?;
-                    }
-                    if let Some(revision) = synced {
-                        self.progress.send_replace(revision);
-                    }
-                    if listed {
+                    self.take_in(event);
+                    if self.catch_up().await? && listed {
                         heartbeat.ready();
                     }
-                    self.publish_queues();
                 }
                 _ = heartbeat.tick() => {}
                 _ = retry.tick() => {
@@ -146,13 +170,67 @@ impl<'l> Planner<'l> {
                     for (resource, action) in reactions::providers_first(&self.view, &self.schema, due) {
                         self.retry_resource(&resource, action).await?;
                     }
+                    self.catch_up().await?;
                 }
                 _ = resync.tick() => {
                     tracing::debug!("periodic resync");
                     self.react(Change::Relisted).await?;
+                    self.catch_up().await?;
                 }
             }
         }
+    }
+
+    /// Applies a watch event to the view; what it changed is reacted to by [`Planner::catch_up`].
+    fn take_in(&mut self, event: WatchEvent) {
+        // Progress is published only once a whole transaction has been seen.
+        if let WatchEvent::Listed { revision, .. } | WatchEvent::Synced { revision } = &event {
+            self.synced = Some(*revision);
+        }
+        let changes = self.view.apply(&self.schema, event);
+        self.deferred.extend(changes);
+    }
+
+    /// Reacts to every change read so far (reading more while transactions are in flight) until
+    /// none is left and nothing is in flight, then publishes the progress; lists again when the
+    /// view diverged. False when it did.
+    async fn catch_up(&mut self) -> anyhow::Result<bool> {
+        loop {
+            while let Some(change) = self.deferred.pop_front() {
+                self.react(change).await?;
+            }
+            if self.land_all().await? {
+                self.relist().await?;
+                return Ok(false);
+            }
+            if self.deferred.is_empty() {
+                break;
+            }
+        }
+        if let Some(revision) = self.synced.take() {
+            self.progress.send_replace(revision);
+        }
+        self.publish_queues();
+        Ok(true)
+    }
+
+    /// A fresh watch, which starts with a full list that replaces the view; an error when the
+    /// failure was a lost leadership (the leader key no longer holds our id), so that the
+    /// planner stands down rather than list again and again.
+    async fn relist(&mut self) -> anyhow::Result<()> {
+        let leader = self.store.get(&self.leadership.key).await?.map(|kv| kv.value);
+        anyhow::ensure!(
+            leader.as_deref() == Some(self.leadership.id.as_bytes()),
+            "no longer the leader: {} holds another id",
+            self.leadership.key
+        );
+        tracing::warn!("the view assumed writes that failed; listing etcd again");
+        self.diverged = false;
+        self.events = watch_listing(self.store.clone(), "/".to_owned(), View::listed_prefixes());
+        self.deferred.clear();
+        self.held_list = None;
+        self.synced = None;
+        Ok(())
     }
 
     /// The live jobs by queue, for the `live_jobs` gauge.
@@ -256,10 +334,14 @@ impl<'l> Planner<'l> {
         Ok(delay)
     }
 
-    /// Commits guarded by leadership; on success the view learns the writes at once.
+    /// Commits guarded by leadership, after everything in flight has landed; on success the view
+    /// learns the writes at once.
     async fn commit(&mut self, writes: Writes) -> Result<bool, StoreError> {
         if writes.is_empty() {
             return Ok(true);
+        }
+        if self.land_all().await? {
+            return Ok(false);
         }
         let txn = writes.txn();
         let summary = txn.summary();
@@ -268,22 +350,13 @@ impl<'l> Planner<'l> {
             return Ok(false);
         };
         tracing::debug!(revision, writes = %summary, "committed");
-        for (key, value) in writes.changes {
-            match value {
-                Some(value) => {
-                    let kv = KeyValue { key, value, mod_revision: revision, create_revision: revision, lease: 0 };
-                    self.view.put(&self.schema, kv);
-                }
-                None => {
-                    self.view.delete(&self.schema, &key, revision);
-                }
-            }
-        }
+        self.view.learn(&self.schema, writes.changes, revision);
         Ok(true)
     }
 
     /// Brings one resource's jobs and records in line with its `/config` ([`reactions::reconcile`]).
     async fn reconcile_resource(&mut self, resource: &ResourceId) -> Result<(), StoreError> {
+        self.settle(resource).await?;
         match reactions::reconcile(&self.view, &self.schema, resource)? {
             reactions::Reconcile::Gone(gone) => self.config_gone(resource, gone).await,
             reactions::Reconcile::UpToDate => {
@@ -312,6 +385,7 @@ impl<'l> Planner<'l> {
         previous: Option<&Body>,
         snapshot_revision: i64,
     ) -> Result<(), StoreError> {
+        self.settle(resource).await?;
         let plan = reactions::plan(&self.view, &self.schema, resource, config, action, previous, snapshot_revision)?;
         self.commit_plan(resource, plan).await
     }
@@ -324,20 +398,78 @@ impl<'l> Planner<'l> {
                 if let Some(job) = &job {
                     writes.put(notes::job_time_key(&job.id), notes::unix_now().to_string().into_bytes());
                 }
-                if self.commit(writes).await? {
-                    if let Some(job) = job {
-                        tracing::info!(job = %job.id, dependencies = job.dependency.len(), "planned job");
-                        let action = job.spec.action.as_str().to_owned();
-                        let labels = JobLabels { r#type: resource.0.clone(), action };
-                        metrics().jobs_planned.get_or_create(&labels).inc();
-                    }
-                    self.unblock(resource);
-                } else {
-                    self.blocked.insert(resource.clone());
-                }
-                Ok(())
+                self.send(Sent { resource: resource.clone(), writes, job }).await
             }
         }
+    }
+
+    /// Sends a planned job's transaction without waiting for it to land ([`pipeline`]); the view
+    /// assumes it meanwhile.
+    async fn send(&mut self, sent: Sent) -> Result<(), StoreError> {
+        let waits = |pipeline: &Pipeline| sent.job.as_ref().is_some_and(|job| pipeline.holds_dependency_of(job));
+        while waits(&self.pipeline) || self.pipeline.is_full() {
+            self.land_one().await?;
+        }
+        if self.diverged {
+            // The view this was decided on assumed a write that failed.
+            self.blocked.insert(sent.resource);
+            return Ok(());
+        }
+        self.view.assume(&self.schema, &sent.writes.changes);
+        let txn = self.leadership.guard(sent.writes.txn());
+        self.pipeline.send(&self.store, txn, sent);
+        Ok(())
+    }
+
+    /// Waits until no transaction writing `resource` is in flight, so that what is decided about
+    /// it next sees them landed.
+    async fn settle(&mut self, resource: &ResourceId) -> Result<(), StoreError> {
+        while self.pipeline.touches(resource) {
+            self.land_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every transaction in flight; true when the view has diverged from etcd (one
+    /// failed) and must be listed again.
+    async fn land_all(&mut self) -> Result<bool, StoreError> {
+        while self.land_one().await? {}
+        Ok(self.diverged)
+    }
+
+    /// Waits for one transaction in flight to land and learns its outcome; false when none was
+    /// in flight.
+    async fn land_one(&mut self) -> Result<bool, StoreError> {
+        let landed = loop {
+            tokio::select! {
+                landed = self.pipeline.land() => break landed,
+                Some(event) = self.events.recv(), if self.held_list.is_none() => {
+                    if matches!(event, WatchEvent::Listed { .. }) {
+                        self.held_list = Some(event);
+                    } else {
+                        self.take_in(event);
+                    }
+                }
+            }
+        };
+        let Some(Landed { sent: Sent { resource, writes, job }, outcome }) = landed else {
+            return Ok(false);
+        };
+        let Some(revision) = outcome? else {
+            tracing::warn!(resource = ?resource, writes = %writes.txn().summary(), "transaction conditions failed; will retry from fresh data");
+            self.diverged = true;
+            self.blocked.insert(resource);
+            return Ok(true);
+        };
+        self.view.landed(&self.schema, &writes.changes, revision);
+        if let Some(job) = job {
+            tracing::info!(job = %job.id, dependencies = job.dependency.len(), "planned job");
+            let action = job.spec.action.as_str().to_owned();
+            let labels = JobLabels { r#type: resource.0.clone(), action };
+            metrics().jobs_planned.get_or_create(&labels).inc();
+        }
+        self.unblock(&resource);
+        Ok(true)
     }
 
     fn unblock(&mut self, resource: &ResourceId) {
@@ -448,5 +580,13 @@ impl<'l> Planner<'l> {
             self.commit(writes).await?;
         }
         Ok(())
+    }
+}
+
+/// The next watch event: a full list held back first, then what the watch brings.
+async fn next_event(held_list: &mut Option<WatchEvent>, events: &mut mpsc::Receiver<WatchEvent>) -> Option<WatchEvent> {
+    match held_list.take() {
+        Some(list) => Some(list),
+        None => events.recv().await,
     }
 }

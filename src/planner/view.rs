@@ -63,6 +63,16 @@ pub struct View {
 }
 
 impl View {
+    /// What a view is made of: the planner lists only these. The other records of a large store
+    /// (`/monitoring`, `/esi-worker/heat_stacks`, ...) are none of its business; the watch still
+    /// brings their changes, which [`View::apply`] ignores.
+    pub fn listed_prefixes() -> Vec<String> {
+        let roots = [ResourceRoot::Config, ResourceRoot::Snapshot, ResourceRoot::State];
+        let mut prefixes: Vec<String> = roots.into_iter().map(ResourceRoot::dir).collect();
+        prefixes.push("/jobs/".to_owned());
+        prefixes
+    }
+
     pub fn apply(&mut self, schema: &Schema, event: WatchEvent) -> Vec<Change> {
         match event {
             WatchEvent::Listed { items, .. } => {
@@ -81,20 +91,26 @@ impl View {
         }
     }
 
+    /// Whether a write of `key` at `revision` tells nothing new: a later write of it is known, or
+    /// this very one (the watch's echo of a write the planner learnt when it committed it).
     fn is_stale(&mut self, key: &str, revision: i64) -> bool {
         let known = self.revisions.entry(key.to_owned()).or_default();
-        if revision < *known {
+        if revision <= *known {
             return true;
         }
         *known = revision;
         false
     }
 
-    /// Records a key the planner wrote itself, before the watch echoes it.
+    /// Records a put seen by the watch or committed by the planner.
     pub fn put(&mut self, schema: &Schema, kv: KeyValue) -> Option<Change> {
         if self.is_stale(&kv.key, kv.mod_revision) {
             return None;
         }
+        self.apply_put(schema, kv)
+    }
+
+    fn apply_put(&mut self, schema: &Schema, kv: KeyValue) -> Option<Change> {
         if let Some((queue, id)) = JobQueue::parse(&kv.key) {
             let id = id.to_owned();
             return match queue {
@@ -179,11 +195,15 @@ impl View {
         }
     }
 
-    /// Records a deleted key.
+    /// Records a delete seen by the watch or committed by the planner.
     pub fn delete(&mut self, schema: &Schema, key: &str, revision: i64) -> Option<Change> {
         if self.is_stale(key, revision) {
             return None;
         }
+        self.apply_delete(schema, key)
+    }
+
+    fn apply_delete(&mut self, schema: &Schema, key: &str) -> Option<Change> {
         if let Some((queue, id)) = JobQueue::parse(key) {
             match queue {
                 JobQueue::All => {
@@ -221,6 +241,59 @@ impl View {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// Learns the planner's own writes, committed at `revision`, before the watch echoes them.
+    pub fn learn(&mut self, schema: &Schema, changes: Vec<(String, Option<Vec<u8>>)>, revision: i64) {
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    let kv = KeyValue { key, value, mod_revision: revision, create_revision: revision, lease: 0 };
+                    self.put(schema, kv);
+                }
+                None => {
+                    self.delete(schema, &key, revision);
+                }
+            }
+        }
+    }
+
+    /// Assumes the planner's own writes, sent and not landed yet, so that decisions made
+    /// meanwhile see them; their keys keep the revisions known so far until they land
+    /// ([`View::landed`]).
+    pub fn assume(&mut self, schema: &Schema, changes: &[(String, Option<Vec<u8>>)]) {
+        for (key, value) in changes {
+            let revision = self.revisions.get(key).copied().unwrap_or_default();
+            match value {
+                Some(value) => {
+                    let kv = KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        mod_revision: revision,
+                        create_revision: revision,
+                        lease: 0,
+                    };
+                    self.apply_put(schema, kv);
+                }
+                None => {
+                    self.apply_delete(schema, key);
+                }
+            }
+        }
+    }
+
+    /// Learns the revision assumed writes were committed at: what guards name from now on, and
+    /// what makes the watch's echo of them stale.
+    pub fn landed(&mut self, schema: &Schema, changes: &[(String, Option<Vec<u8>>)], revision: i64) {
+        for (key, _) in changes {
+            self.revisions.insert(key.clone(), revision);
+            let Some(parsed) = ResourceKey::parse(key).filter(|k| k.root == ResourceRoot::Snapshot) else { continue };
+            let Some(resource_type) = schema.resource_types.resource_type(parsed.prefix) else { continue };
+            let resource = (resource_type.to_owned(), parsed.id.to_owned());
+            if let Some((_, snapshot_revision)) = self.snapshots.get_mut(&resource) {
+                *snapshot_revision = revision;
+            }
         }
     }
 
