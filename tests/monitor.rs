@@ -6,9 +6,12 @@ mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
 use heat_reconciler::local::{LocalHeat, LocalSnmpd};
+use heat_reconciler::monitor::batch::{ETCD_MAX_TXN_OPS, MAX_WRITES, StatusWrite, fits_in_one_txn};
 use heat_reconciler::monitor::{self, MonitorOptions};
-use heat_reconciler::store::Store;
+use heat_reconciler::protocol::monitoring::{MonitoringRecord, MonitoringStatus};
+use heat_reconciler::store::{Store, campaign};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use support::*;
 use tokio::sync::watch;
@@ -228,6 +231,162 @@ async fn any_replica_serves_the_api_and_a_standby_takes_over_probing() {
     device.stop();
     becomes(&h.store, &key, r#"{"load_balancer":"FAIL","version":1}"#, 20).await;
     let _ = second.stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_writes_every_status_whose_target_is_still_registered() {
+    let h = Harness::without_planner().await;
+    let leadership = campaign(&h.store, monitor::LEADER_KEY, "batch-test", Duration::from_secs(15)).await.unwrap();
+    // A full batch; one of its targets is deleted between its probe and the commit.
+    let gone = 3;
+    let mut writes = Vec::new();
+    for i in 0..MAX_WRITES {
+        let target = unique("target");
+        h.store.put(&monitor::target_key(&target), "{}").await.unwrap();
+        let status = if i % 2 == 0 { "UP" } else { "FAIL" };
+        let record = MonitoringRecord {
+            status_key: "load_balancer".into(),
+            status: MonitoringStatus::Single(status.into()),
+            version: 2,
+        };
+        let key = format!("/monitoring/v2.0/load_balancers/{}", unique("lb"));
+        writes.push(StatusWrite::new(&target, &key, record).unwrap());
+    }
+    h.store.delete(&monitor::target_key(&writes[gone].target)).await.unwrap();
+
+    let applied = monitor::write::commit(&h.store, &leadership, &writes).await.unwrap();
+    let expected: Vec<bool> = (0..MAX_WRITES).map(|i| i != gone).collect();
+    assert_eq!(applied, expected);
+    let mut revisions = BTreeSet::new();
+    for (i, write) in writes.iter().enumerate() {
+        let stored = h.store.get(&write.key).await.unwrap();
+        if i == gone {
+            assert_eq!(stored, None, "a deleted target's status is not written");
+            continue;
+        }
+        let stored = stored.expect("written");
+        let status = if i % 2 == 0 { "UP" } else { "FAIL" };
+        assert_eq!(String::from_utf8(stored.value).unwrap(), format!(r#"{{"load_balancer":"{status}","version":2}}"#));
+        revisions.insert(stored.mod_revision);
+    }
+    assert_eq!(revisions.len(), 1, "one transaction");
+
+    // No longer leading: nothing of the batch is written.
+    h.store.delete(monitor::LEADER_KEY).await.unwrap();
+    let record = MonitoringRecord {
+        status_key: "load_balancer".into(),
+        status: MonitoringStatus::Single("DOWN".into()),
+        version: 3,
+    };
+    let late: Vec<StatusWrite> =
+        writes.iter().map(|w| StatusWrite::new(&w.target, &w.key, record.clone()).unwrap()).collect();
+    assert_eq!(monitor::write::commit(&h.store, &leadership, &late).await.unwrap(), vec![false; MAX_WRITES]);
+    let first = h.store.get(&writes[0].key).await.unwrap().unwrap();
+    assert_eq!(String::from_utf8(first.value).unwrap(), r#"{"load_balancer":"UP","version":2}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_counts_a_batchs_operations_as_the_batch_rule_does() {
+    let h = Harness::without_planner().await;
+    let leadership = campaign(&h.store, monitor::LEADER_KEY, "limit-test", Duration::from_secs(15)).await.unwrap();
+    let target = unique("target");
+    h.store.put(&monitor::target_key(&target), "{}").await.unwrap();
+    let record =
+        MonitoringRecord { status_key: "interface".into(), status: MonitoringStatus::Single("UP".into()), version: 1 };
+    let writes = |n: usize| -> Vec<StatusWrite> {
+        (0..n)
+            .map(|i| StatusWrite::new(&target, &format!("/monitoring/v2.0/ports/{n}-{i}"), record.clone()).unwrap())
+            .collect()
+    };
+    let largest = (1..=ETCD_MAX_TXN_OPS).rev().find(|n| fits_in_one_txn(*n)).unwrap();
+    assert!(largest >= MAX_WRITES);
+    assert_eq!(monitor::write::commit(&h.store, &leadership, &writes(largest)).await.unwrap(), vec![true; largest]);
+    let refused = monitor::write::commit(&h.store, &leadership, &writes(largest + 1)).await;
+    assert!(format!("{:?}", refused.unwrap_err()).contains("too many operations"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_is_written_in_batches_and_a_lone_change_at_once() {
+    let h = Harness::without_planner().await;
+    let device = LocalSnmpd::start(&[COMMUNITY], &[("0/1", true), ("1/2", false)]).await.unwrap();
+    let monitor = Monitor::start(&h.store, &device).await;
+    let snmp = json!({"device_ip": "lb.example", "community_name": COMMUNITY});
+    const TARGETS: usize = 40;
+    let mut keys = Vec::new();
+    let mut ids = Vec::new();
+    let mut bodies = Vec::new();
+    for i in 0..TARGETS {
+        let resource = unique("res");
+        let (body, key, expected) = if i % 2 == 0 {
+            let body = target_body(
+                "snmp_device_lb",
+                "load_balancers",
+                &resource,
+                1,
+                snmp.clone(),
+                json!({"status": {"key": "load_balancer"}}),
+            );
+            (body, format!("/monitoring/v2.0/load_balancers/{resource}"), r#"{"load_balancer":"UP","version":1}"#)
+        } else {
+            let mut properties = snmp.clone();
+            let (if_name, expected) = if i % 4 == 1 {
+                ("0/1", r#"{"interface":"UP","version":1}"#)
+            } else {
+                ("1/2", r#"{"interface":"DOWN","version":1}"#)
+            };
+            properties["if_name"] = json!(if_name);
+            let etcd = json!({"status": {"key": "interface"}});
+            let body = target_body("snmp_ports", "load_balancer_interfaces", &resource, 1, properties, etcd);
+            (body, format!("/monitoring/v2.0/load_balancer_interfaces/{resource}"), expected)
+        };
+        let (status, target) = monitor.call(reqwest::Method::POST, "/targets", Some(body.clone())).await;
+        assert_eq!(status, 201);
+        ids.push(target["id"].as_str().unwrap().to_owned());
+        keys.push((key, expected));
+        bodies.push(body);
+    }
+    for (key, expected) in &keys {
+        becomes(&h.store, key, expected, 20).await;
+    }
+
+    // A new leader with every status to write at once (as after a loss of `/monitoring`): they
+    // go in a few transactions, byte for byte as one by one.
+    let _ = monitor.stop.send(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (key, _) in &keys {
+        h.store.delete(key).await.unwrap();
+    }
+    let monitor = Monitor::start(&h.store, &device).await;
+    for (key, expected) in &keys {
+        becomes(&h.store, key, expected, 20).await;
+    }
+    let mut revisions = BTreeSet::new();
+    for (key, _) in &keys {
+        revisions.insert(h.store.get(key).await.unwrap().unwrap().mod_revision);
+    }
+    assert!(revisions.len() < TARGETS / 2, "{TARGETS} statuses in {} transactions", revisions.len());
+
+    // One status changes (its stack went to version 2): written at once, alone.
+    let before: Vec<i64> = {
+        let mut revisions = Vec::new();
+        for (key, _) in &keys {
+            revisions.push(h.store.get(key).await.unwrap().unwrap().mod_revision);
+        }
+        revisions
+    };
+    let mut v2 = bodies[0].clone();
+    v2["version"] = json!(2);
+    let (status, _) = monitor.call(reqwest::Method::PUT, &format!("/targets/{}", ids[0]), Some(v2)).await;
+    assert_eq!(status, 200);
+    let changed = Instant::now();
+    becomes(&h.store, &keys[0].0, r#"{"load_balancer":"UP","version":2}"#, 5).await;
+    let lone = changed.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (i, (key, _)) in keys.iter().enumerate().skip(1) {
+        assert_eq!(h.store.get(key).await.unwrap().unwrap().mod_revision, before[i], "{key} unchanged");
+    }
+    assert!(lone < Duration::from_secs(2), "a lone change took {lone:?}");
+    let _ = monitor.stop.send(true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

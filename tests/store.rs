@@ -175,6 +175,29 @@ async fn txn_conditions() {
 }
 
 #[tokio::test]
+async fn nested_transactions_apply_by_their_own_conditions() {
+    let (_etcd, store) = start().await;
+    store.put("/n/leader", "me").await.expect("put");
+    store.put("/n/present", "x").await.expect("put");
+    let nested = |leader: &str| {
+        Txn::new()
+            .if_value("/n/leader", leader.to_owned())
+            .nested(Txn::new().if_present("/n/present").put("/n/a", "a"))
+            .nested(Txn::new().if_present("/n/absent").put("/n/b", "b"))
+            .put("/n/c", "c")
+    };
+    assert_eq!(nested("other").summary(), "txn(put /n/a), txn(put /n/b), put /n/c");
+    assert_eq!(store.commit_nested(nested("other")).await.expect("commit"), None, "the outer condition fails");
+    assert_eq!(value_of(&store, "/n/a").await, None);
+
+    let applied = store.commit_nested(nested("me")).await.expect("commit").expect("the outer condition holds");
+    assert_eq!(applied, [true, false, true], "each nested one by its own condition; a plain put always");
+    assert_eq!(value_of(&store, "/n/a").await.as_deref(), Some("a"));
+    assert_eq!(value_of(&store, "/n/b").await, None);
+    assert_eq!(value_of(&store, "/n/c").await.as_deref(), Some("c"));
+}
+
+#[tokio::test]
 async fn watch_sees_list_then_events() {
     let (_etcd, store) = start().await;
     store.put("/v/a", "1").await.expect("put");

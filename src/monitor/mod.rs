@@ -4,9 +4,10 @@
 //!
 //! A registration flows: `api` (checked [`target`]) → `registry` (etcd) → watched by the
 //! leader's [`run`] loop → [`plan`] (which probe) → `read` ([`probe`]) → `status` (write or
-//! hold) → `/monitoring`.
+//! hold) → [`batch`] (several writes per transaction) → [`write`] (guarded) → `/monitoring`.
 
 pub(crate) mod api;
+pub mod batch;
 pub mod plan;
 pub mod probe;
 pub(crate) mod read;
@@ -14,7 +15,9 @@ pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod status;
 pub mod target;
+pub mod write;
 
+pub use registry::target_key;
 pub use run::{LEADER_KEY, MonitorOptions, run};
 
 /// The monitor role until `shutdown`: the target API on `listener` (its public base `url`, for

@@ -2,15 +2,16 @@
 //! interval and writes `/monitoring` when a status changes. Registrations arrive through the
 //! etcd watch of the target prefix, so whichever replica took the API call, the leader sees it.
 
+use super::batch::{Batch, StatusWrite};
 use super::plan::{Plan, ProbeConfig, Reading};
 use super::read::{read, remember};
-use super::registry::{TARGETS_PREFIX, decode, target_key};
+use super::registry::{TARGETS_PREFIX, decode};
 use super::status::{Pending, Verdict, decide};
 use super::target::{HoldOptions, Target};
+use super::write;
 use crate::election::{Election, lead_while_elected};
-use crate::protocol::json_style::go_json;
 use crate::protocol::monitoring::MonitoringRecord;
-use crate::store::{Leadership, Store, Txn, WatchEvent, watch_prefix};
+use crate::store::{Leadership, Store, WatchEvent, watch_prefix};
 use crate::telemetry::Heartbeat;
 use crate::telemetry::metrics::ProbeLabels;
 use std::collections::{BTreeSet, HashMap};
@@ -37,6 +38,8 @@ pub struct MonitorOptions {
     pub probes: ProbeConfig,
     /// Counts finished probes, for benchmarks and health.
     pub probes_done: Arc<AtomicU64>,
+    /// Counts the transactions that wrote statuses (several each), for benchmarks.
+    pub status_txns: Arc<AtomicU64>,
 }
 
 impl MonitorOptions {
@@ -49,6 +52,7 @@ impl MonitorOptions {
             concurrency: 256,
             probes: ProbeConfig::default(),
             probes_done: Arc::default(),
+            status_txns: Arc::default(),
         }
     }
 }
@@ -97,6 +101,8 @@ struct Prober<'a> {
     due: BTreeSet<(Instant, String, u64)>,
     /// What `/monitoring` holds, as far as this leader knows (read at start, then its writes).
     written: HashMap<String, MonitoringRecord>,
+    /// Statuses decided and not yet committed; always committed before the loop waits again.
+    batch: Batch,
     generations: u64,
 }
 
@@ -110,6 +116,7 @@ impl<'a> Prober<'a> {
             targets: HashMap::new(),
             due: BTreeSet::new(),
             written: HashMap::new(),
+            batch: Batch::default(),
             generations: 0,
         }
     }
@@ -134,10 +141,24 @@ impl<'a> Prober<'a> {
                 }
                 _ = heartbeat.tick() => {}
                 Some(done) = probes.join_next(), if !probes.is_empty() => {
-                    self.options.probes_done.fetch_add(1, Ordering::Relaxed);
-                    match done {
-                        Ok(probe) => self.record(probe).await?,
-                        Err(e) => tracing::error!(error = %e, "a probe task failed"),
+                    // Take the results that are already there, up to a full batch, then commit:
+                    // a sweep fills whole transactions, and a lone change is written at once.
+                    // At most one batch per turn, so the heartbeat and the watch keep theirs.
+                    let mut next = Some(done);
+                    while let Some(result) = next {
+                        self.options.probes_done.fetch_add(1, Ordering::Relaxed);
+                        match result {
+                            Ok(probe) => self.record(probe).await?,
+                            Err(e) => tracing::error!(error = %e, "a probe task failed"),
+                        }
+                        next = if self.batch.is_full() { None } else { probes.try_join_next() };
+                    }
+                    if !self.batch.is_empty() {
+                        // Probing goes on while the transaction is out; else a sweep alternates
+                        // between probing and committing, and runs about 40% slower
+                        // (BENCHMARKS.md, "Monitor probe loop").
+                        self.launch_due(&mut probes);
+                        self.commit().await?;
                     }
                 }
                 _ = tokio::time::sleep_until(next_due) => {}
@@ -275,7 +296,7 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// Decides about a probe's reading and writes the status when it changed.
+    /// Decides about a probe's reading; a status that changed joins the batch.
     async fn record(&mut self, probe: Probe) -> anyhow::Result<()> {
         let Some(tracked) = self.targets.get_mut(&probe.id).filter(|t| t.generation == probe.generation) else {
             return Ok(());
@@ -295,24 +316,43 @@ impl<'a> Prober<'a> {
         if let Reading::Fail(reason) = &probe.reading {
             tracing::debug!(id = %probe.id, %key, %reason, "probe failed");
         }
-        match decide(
+        let record = match decide(
             self.written.get(key),
             observed,
             tracked.hold.as_ref(),
             &mut tracked.pending,
             Instant::now().into_std(),
         ) {
-            Verdict::Unchanged => {}
-            Verdict::Hold(left) => tracing::debug!(%key, left_s = left.as_secs(), "hold time not passed"),
-            Verdict::Write(record) => {
-                let value = go_json(&serde_json::to_value(&record)?);
-                // Only while we lead, and only while the target is registered: a target deleted
-                // meanwhile took its status with it, and must not get it back.
-                let txn = self.leadership.guard(Txn::new()).if_present(&target_key(&probe.id)).put(key, value.clone());
-                if self.store.commit(txn).await?.is_some() {
-                    tracing::info!(%key, %value, "status written");
-                    self.written.insert(key.clone(), record);
-                }
+            Verdict::Unchanged => return Ok(()),
+            Verdict::Hold(left) => {
+                tracing::debug!(%key, left_s = left.as_secs(), "hold time not passed");
+                return Ok(());
+            }
+            Verdict::Write(record) => record,
+        };
+        let write = StatusWrite::new(&probe.id, key, record)?;
+        if !self.batch.has_room_for(&write.key) {
+            self.commit().await?;
+        }
+        self.batch.push(write);
+        Ok(())
+    }
+
+    /// Commits the batch (see `write` for the guards and what a failed guard costs) and notes
+    /// what was written.
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        let writes = self.batch.take();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let applied = write::commit(&self.store, self.leadership, &writes).await?;
+        self.options.status_txns.fetch_add(1, Ordering::Relaxed);
+        for (write, applied) in writes.into_iter().zip(applied) {
+            if applied {
+                tracing::info!(key = %write.key, value = %write.value, "status written");
+                self.written.insert(write.key, write.record);
+            } else {
+                tracing::debug!(key = %write.key, target = %write.target, "status not written: target gone or not leading");
             }
         }
         Ok(())

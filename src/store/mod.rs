@@ -208,12 +208,36 @@ impl Store {
 
     /// Runs a transaction; `Ok(None)` when its conditions did not hold, else the revision.
     pub async fn commit(&self, txn: Txn) -> Result<Option<i64>, StoreError> {
+        let response = self.run(txn).await?;
+        let revision = response.header().map(|h| h.revision()).unwrap_or_default();
+        Ok(response.succeeded().then_some(revision))
+    }
+
+    /// Runs a transaction whose writes are nested transactions ([`Txn::nested`]): `Ok(None)`
+    /// when its own conditions did not hold, else whether each write applied, in order (a
+    /// nested transaction applies when its conditions held; any other write always does).
+    pub async fn commit_nested(&self, txn: Txn) -> Result<Option<Vec<bool>>, StoreError> {
+        let response = self.run(txn).await?;
+        if !response.succeeded() {
+            return Ok(None);
+        }
+        let applied = response
+            .op_responses()
+            .iter()
+            .map(|op| match op {
+                etcd_client::TxnOpResponse::Txn(nested) => nested.succeeded(),
+                _ => true,
+            })
+            .collect();
+        Ok(Some(applied))
+    }
+
+    async fn run(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StoreError> {
         let txn = txn.into_etcd();
         let began = std::time::Instant::now();
         let response = unsent_retried(|| async { self.client.clone().txn(txn.clone()).await }).await?;
         crate::telemetry::metrics().etcd_txn_duration.observe(began.elapsed().as_secs_f64());
-        let revision = response.header().map(|h| h.revision()).unwrap_or_default();
-        Ok(response.succeeded().then_some(revision))
+        Ok(response)
     }
 
     /// The current revision of the store.

@@ -53,6 +53,15 @@ impl Txn {
         self
     }
 
+    /// A transaction inside this one: its own conditions decide its own writes, and this one's
+    /// conditions still decide whether any of it runs (etcd 3.3 and later). Commit it with
+    /// `Store::commit_nested` to learn which nested ones applied.
+    pub fn nested(mut self, inner: Txn) -> Self {
+        self.summary.push(format!("txn({})", inner.summary()));
+        self.ops.push(TxnOp::txn(inner.into_etcd()));
+        self
+    }
+
     pub fn delete(mut self, key: &str) -> Self {
         self.summary.push(format!("delete {key}"));
         self.ops.push(TxnOp::delete(key, None));
