@@ -65,6 +65,13 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         resources: usize,
     },
+    /// Time a planner process's cold start over N converged resources (until it has decided that
+    /// nothing is to be done) and its peak RSS, next to one raw list of the same store.
+    BenchResync {
+        /// How many converged load balancers the store holds.
+        #[arg(long, default_value_t = 100_000)]
+        resources: usize,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo {
         /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
@@ -682,6 +689,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchStatus { resources } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
             tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::status(resources, &schema))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchResync { resources } => {
+            tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::resync(resources))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { json, kubernetes, log_file, .. } => {

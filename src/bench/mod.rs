@@ -4,9 +4,11 @@
 pub mod mirror;
 mod monitor;
 mod planner;
+mod resync;
 mod status;
 
 pub use mirror::mirror;
 pub use monitor::monitor;
 pub use planner::planner;
+pub use resync::resync;
 pub use status::status;

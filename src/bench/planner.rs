@@ -1,5 +1,5 @@
 //! `bench-planner` measures, in one run against one etcd: the raw etcd write ceiling (sequential
-//! puts and 3-op transactions), the planner's start-up path (N configs already in etcd when it
+//! puts, 3-op transactions one at a time and 64 in flight), the planner's start-up path (N configs already in etcd when it
 //! starts) and its incremental path (modify events arriving while it runs). No worker runs, so
 //! every job stays live in `/jobs/ready|waiting` and later jobs depend on earlier ones.
 
@@ -20,6 +20,8 @@ const CEILING_PREFIX: &str = "/bench-ceiling/";
 /// How long, and at most how many operations, each ceiling measurement runs.
 const CEILING_TIME: Duration = Duration::from_secs(3);
 const CEILING_OPS: usize = 2_000;
+/// Transactions in flight for the concurrent ceiling: the planner's own pipeline depth.
+const CEILING_IN_FLIGHT: usize = 64;
 /// Concurrent puts while loading the configs.
 const LOAD_CONCURRENCY: usize = 64;
 /// How often the planner's output is counted.
@@ -48,7 +50,11 @@ pub async fn planner(resources: usize, schema: &Schema, endpoints: Option<Vec<St
     println!("bench-planner: {resources} resources, etcd {}", endpoints.join(","));
 
     let (puts_per_s, txns_per_s) = etcd_ceiling(&store).await?;
-    println!("etcd ceiling: {puts_per_s:.0} puts/s, {txns_per_s:.0} 3-op txns/s (sequential, ~1 KB values)");
+    let concurrent_txns_per_s = concurrent_txn_ceiling(&store).await?;
+    println!(
+        "etcd ceiling: {puts_per_s:.0} puts/s, {txns_per_s:.0} 3-op txns/s (sequential, ~1 KB values), \
+         {concurrent_txns_per_s:.0} planner-shaped txns/s ({CEILING_IN_FLIGHT} in flight)"
+    );
 
     let graph = Graph::new(resources);
     let started = Instant::now();
@@ -68,7 +74,7 @@ pub async fn planner(resources: usize, schema: &Schema, endpoints: Option<Vec<St
     let options = PlannerOptions::new(format!("bench-{}", std::process::id()));
     let started = Instant::now();
     let mut task = tokio::spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown));
-    let result = measure(&store, schema, &graph, started, &task, txns_per_s).await;
+    let result = measure(&store, schema, &graph, started, &task, concurrent_txns_per_s).await;
 
     let _ = shutdown_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
@@ -104,15 +110,16 @@ async fn measure(
     let waiting_dir = format!("{}/", JobQueue::Waiting.dir());
     let waiting = count(store, &waiting_dir).await?;
     let ready = count(store, &format!("{}/", JobQueue::Ready.dir())).await?;
-    println!(
-        "planner start-up: {n} jobs in {time:.2} s = {rate:.1} jobs/s ({:.1}% of the txn ceiling); \
-         dependencies: {waiting} jobs waiting, {ready} ready",
+    println!("planner start-up: {n} jobs in {time:.2} s; dependencies: {waiting} jobs waiting, {ready} ready");
+    let start_up = format!(
+        "start-up: {rate:.0} jobs/s at {n} resources, {:.1}% of the concurrent txn ceiling",
         100.0 * rate / txns_per_s
     );
 
     let modifies = (n / 10).min(1000);
     if modifies == 0 {
         println!("planner incremental: skipped (fewer than 10 resources)");
+        println!("{start_up}");
         return Ok(());
     }
     let jobs_before = count(store, &all).await?;
@@ -130,6 +137,7 @@ async fn measure(
          {waiting} of them waiting",
         modifies as f64 / time
     );
+    println!("{start_up}");
     Ok(())
 }
 
@@ -161,6 +169,40 @@ async fn etcd_ceiling(store: &Store) -> anyhow::Result<(f64, f64)> {
 
     store.client().delete(CEILING_PREFIX, Some(DeleteOptions::new().with_prefix())).await?;
     Ok((puts_per_s, txns_per_s))
+}
+
+/// Transactions of the planner's shape, `CEILING_IN_FLIGHT` at a time: txns/s. Like a planned
+/// job's: two conditions (the leader key's value, the snapshot's revision) and four puts (the job
+/// record and the snapshot of ~1 KB, the queue entry and the planned-at note of a few bytes),
+/// watched as the planner watches its own writes.
+async fn concurrent_txn_ceiling(store: &Store) -> anyhow::Result<f64> {
+    let value = vec![b'x'; 1024];
+    let leader = format!("{CEILING_PREFIX}leader");
+    store.put(&leader, b"bench".to_vec()).await?;
+    // The planner watches everything it writes; so does the ceiling, draining the echoes.
+    let mut echoes = crate::store::watch_prefix(store.clone(), CEILING_PREFIX.to_owned());
+    let drain = tokio::spawn(async move { while echoes.recv().await.is_some() {} });
+    let started = Instant::now();
+    let committed = stream::iter(0..)
+        .take_while(|_| std::future::ready(started.elapsed() < CEILING_TIME))
+        .map(|i| {
+            let key = |part: &str| format!("{CEILING_PREFIX}concurrent/{i}/{part}");
+            let txn = Txn::new()
+                .if_value(&leader, b"bench".to_vec())
+                .if_mod_revision(&key("snapshot"), 0)
+                .put(&key("all"), value.clone())
+                .put(&key("queue"), b"heat_worker".to_vec())
+                .put(&key("snapshot"), value.clone())
+                .put(&key("planned_at"), b"1764590000".to_vec());
+            async move { store.commit(txn).await }
+        })
+        .buffer_unordered(CEILING_IN_FLIGHT)
+        .try_fold(0usize, |n, revision| std::future::ready(Ok(n + usize::from(revision.is_some()))))
+        .await?;
+    let txns_per_s = committed as f64 / started.elapsed().as_secs_f64();
+    drain.abort();
+    store.client().delete(CEILING_PREFIX, Some(DeleteOptions::new().with_prefix())).await?;
+    Ok(txns_per_s)
 }
 
 /// How many keys start with `prefix` (a count-only range request: cheap to poll).
