@@ -90,10 +90,11 @@ fn probe_until_rendered(template: &HeatTemplate) -> Result<String, heat_reconcil
         };
         let text = error.to_string();
         // The variable the error names, else one used on the line it points at.
+        // `template `x` does not render: line N: ...` (worker::render names the line first).
         let line = text
-            .rsplit("<string>:")
-            .next()
-            .and_then(|rest| rest.trim_end_matches(')').parse::<usize>().ok())
+            .split_once("line ")
+            .and_then(|(_, rest)| rest.split(':').next())
+            .and_then(|n| n.parse::<usize>().ok())
             .and_then(|n| template.template_file.lines().nth(n - 1))
             .unwrap_or_default();
         let culprit = context
