@@ -21,8 +21,8 @@ use crate::protocol::keys::JOB_MANAGER_ID_KEY;
 use crate::protocol::{Action, Body, ConfigRecord};
 use crate::schema::Schema;
 use crate::store::{Leadership, Store, StoreError, WatchEvent, watch_listing};
-use crate::telemetry::Heartbeat;
 use crate::telemetry::metrics::{JobLabels, QueueLabels, metrics};
+use crate::telemetry::{Heartbeat, Pulse};
 use pipeline::{Landed, Pipeline, Sent};
 use retry::Retries;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -83,7 +83,9 @@ pub async fn run(
         let (store, schema, progress, options) = (store.clone(), schema.clone(), progress.clone(), options.clone());
         Box::pin(async move {
             let pipeline = Pipeline::new(options.pipeline_depth);
-            Planner::new(store, schema, leadership, progress, pipeline).lead(&options, heartbeat).await
+            Planner::new(store, schema, leadership, progress, pipeline, heartbeat.pulse())
+                .lead(&options, heartbeat)
+                .await
         })
     })
     .await
@@ -117,6 +119,8 @@ pub struct Planner<'l> {
     held_list: Option<WatchEvent>,
     /// The revision up to which every change has been read, not yet published as progress.
     synced: Option<i64>,
+    /// Beaten as transactions land: a long reaction that makes progress is alive.
+    pulse: Pulse,
 }
 
 impl<'l> Planner<'l> {
@@ -126,6 +130,7 @@ impl<'l> Planner<'l> {
         leadership: &'l Leadership,
         progress: watch::Sender<i64>,
         pipeline: Pipeline,
+        pulse: Pulse,
     ) -> Self {
         let store_for_watch = store.clone();
         Planner {
@@ -143,6 +148,7 @@ impl<'l> Planner<'l> {
             deferred: VecDeque::new(),
             held_list: None,
             synced: None,
+            pulse,
         }
     }
 
@@ -350,6 +356,7 @@ impl<'l> Planner<'l> {
             return Ok(false);
         };
         tracing::debug!(revision, writes = %summary, "committed");
+        self.pulse.beat();
         self.view.learn(&self.schema, writes.changes, revision);
         Ok(true)
     }
@@ -455,6 +462,7 @@ impl<'l> Planner<'l> {
         let Some(Landed { sent: Sent { resource, writes, job }, outcome }) = landed else {
             return Ok(false);
         };
+        self.pulse.beat();
         let Some(revision) = outcome? else {
             tracing::warn!(resource = ?resource, writes = %writes.txn().summary(), "transaction conditions failed; will retry from fresh data");
             self.diverged = true;

@@ -85,6 +85,20 @@ impl Health {
     }
 }
 
+/// A beat given from inside one of a loop's long steps, as it makes progress: a planner's
+/// start-up over 100,000 unplanned resources takes minutes without returning to its `select!`,
+/// and is not stuck.
+#[derive(Debug, Clone)]
+pub struct Pulse {
+    name: String,
+}
+
+impl Pulse {
+    pub fn beat(&self) {
+        health().update(&self.name, |l| l.last_beat = Instant::now());
+    }
+}
+
 /// A loop's handle on its health.
 pub struct Heartbeat {
     name: String,
@@ -100,6 +114,11 @@ impl Heartbeat {
 
     pub fn beat(&self) {
         health().update(&self.name, |l| l.last_beat = Instant::now());
+    }
+
+    /// What the loop's long steps beat with.
+    pub fn pulse(&self) -> Pulse {
+        Pulse { name: self.name.clone() }
     }
 
     /// Waiting for leadership: alive, and ready to take over.
@@ -140,5 +159,22 @@ impl Drop for Heartbeat {
     /// A loop that ended is neither stuck nor waited for.
     fn drop(&mut self) {
         health().with(|loops| loops.remove(&self.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pulse_from_a_long_step_keeps_its_loop_alive() {
+        let heartbeat = health().register("pulse-test");
+        heartbeat.active("working");
+        let name = "pulse-test".to_owned();
+        let stuck = || health().stuck().iter().any(|s| s.starts_with("pulse-test:"));
+        health().update(&name, |l| l.last_beat = Instant::now() - STALE - Duration::from_secs(1));
+        assert!(stuck(), "no beat for longer than {STALE:?}");
+        heartbeat.pulse().beat();
+        assert!(!stuck());
     }
 }

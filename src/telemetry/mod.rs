@@ -6,7 +6,7 @@ pub(crate) mod health;
 pub mod metrics;
 pub mod server;
 
-pub use health::{Heartbeat, health};
+pub use health::{Heartbeat, Pulse, health};
 pub use metrics::{leading, metrics};
 
 /// How log lines are written.
