@@ -41,8 +41,17 @@ pub async fn resync(resources: usize) -> anyhow::Result<()> {
     let executable = std::env::current_exe()?;
     let log = scratch_dir("bench-resync", std::process::id())?.join("planner.log");
     let started = Instant::now();
+    // A profiler to run the planner under, e.g. `BENCH_PROFILER=heaptrack` (BENCHMARKS.md).
+    let profiler = std::env::var("BENCH_PROFILER").ok().filter(|p| !p.is_empty());
     let mut planner = ChildProcess::spawn("planner", &log, move || {
-        let mut command = std::process::Command::new(&executable);
+        let mut command = match &profiler {
+            Some(profiler) => {
+                let mut command = std::process::Command::new(profiler);
+                command.arg(&executable);
+                command
+            }
+            None => std::process::Command::new(&executable),
+        };
         command.args(["run", "--roles", "planner", "--id", "bench-resync", "--etcd-endpoints", &endpoints]);
         command.args(["--metrics-listen", &format!("127.0.0.1:{port}"), "--log-format", "json"]);
         command.env("RUST_LOG", "warn");
