@@ -21,7 +21,8 @@
 //! * [`store`] — etcd v3: consistent lists, resuming watches, transactions, leases, election.
 //! * [`heat`] — the Heat v1 REST client and Keystone v3 authentication.
 //! * `election` — how an elected role campaigns, leads and resigns.
-//! * [`planner`] — the planner role: its view of etcd, pure reactions, the loop committing them.
+//! * [`planner`] — the planner role: its view of etcd, pure reactions, the loop committing them
+//!   (planned jobs several in flight).
 //! * [`worker`] — the worker role: claim, resolve outputs, render, drive Heat, report.
 //! * [`monitor`] — the monitor role: target API, etcd registry, probes, `/monitoring` writes.
 //! * [`mirror`] — the mirror role: the LoadBalancer CRD, records → custom resource, the writes.

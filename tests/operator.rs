@@ -151,3 +151,36 @@ async fn why_walks_a_chain_of_waiting_jobs_and_names_a_missing_template() {
     assert!(table.contains("waiting") && table.contains("ready"), "the live jobs' queues: {table}");
     assert_eq!(table.lines().last().unwrap(), "4 resources: 1 converged, 3 in progress, 0 failed", "{table}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_draws_the_table_again_when_a_resource_changes() {
+    use std::io::{BufRead, BufReader};
+    let mut h = Harness::start().await;
+    h.config("networks", network("w1"), 1, false).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heat-reconciler"))
+        .args(["status", "--watch", "--etcd-endpoints", &h.etcd.client_url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("status --watch runs");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // The summary line closes each drawing of the table.
+    let next_summary = || loop {
+        let line = lines_rx.recv_timeout(Duration::from_secs(30)).expect("status --watch draws a table");
+        if line.contains(" resources: ") {
+            return line;
+        }
+    };
+    assert_eq!(next_summary(), "1 resources: 0 converged, 1 in progress, 0 failed");
+    h.config("networks", network("w2"), 1, false).await;
+    assert_eq!(next_summary(), "2 resources: 0 converged, 2 in progress, 0 failed");
+    child.kill().unwrap();
+    let _ = child.wait();
+}

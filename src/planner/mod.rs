@@ -4,8 +4,9 @@
 //!
 //! Flow: the watch feeds `View`; each `Change` is reconciled by `Planner::react`, which asks
 //! `reactions` (pure: the view in, `Writes` out) what to write, commits it as one guarded etcd
-//! transaction and applies it to the view as soon as it commits. Start-up, relists and single
-//! events take the same path.
+//! transaction and applies it to the view as soon as it commits. A planned job's transaction is
+//! sent without waiting, several in flight (`pipeline`), the view assuming it meanwhile.
+//! Start-up, relists and single events take the same path.
 
 pub(crate) mod decide;
 pub(crate) mod live;
