@@ -287,7 +287,12 @@ impl View {
     /// what makes the watch's echo of them stale.
     pub fn landed(&mut self, schema: &Schema, changes: &[(String, Option<Vec<u8>>)], revision: i64) {
         for (key, _) in changes {
-            self.revisions.insert(key.clone(), revision);
+            // A later write of the key, read from the watch meanwhile, stays what the view knows.
+            let known = self.revisions.entry(key.clone()).or_default();
+            if *known >= revision {
+                continue;
+            }
+            *known = revision;
             let Some(parsed) = ResourceKey::parse(key).filter(|k| k.root == ResourceRoot::Snapshot) else { continue };
             let Some(resource_type) = schema.resource_types.resource_type(parsed.prefix) else { continue };
             let resource = (resource_type.to_owned(), parsed.id.to_owned());
