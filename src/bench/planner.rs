@@ -111,6 +111,13 @@ async fn measure(
     let waiting = count(store, &waiting_dir).await?;
     let ready = count(store, &format!("{}/", JobQueue::Ready.dir())).await?;
     println!("planner start-up: {n} jobs in {time:.2} s; dependencies: {waiting} jobs waiting, {ready} ready");
+    // What each planned job wrote, next to the ceiling's ~2 KB of values per transaction.
+    let value_bytes = |prefix: String| async move {
+        let (items, _) = store.list(&prefix).await?;
+        anyhow::Ok(items.iter().map(|kv| kv.value.len()).sum::<usize>())
+    };
+    let written = value_bytes(all.clone()).await? + value_bytes(snapshots.clone()).await?;
+    println!("planner start-up: {:.0} bytes of job record and snapshot per job", written as f64 / n as f64);
     let start_up = format!(
         "start-up: {rate:.0} jobs/s at {n} resources, {:.1}% of the concurrent txn ceiling",
         100.0 * rate / txns_per_s
