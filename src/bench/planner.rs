@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Where the ceiling measurement writes; deleted afterwards.
+/// Where the ceiling measurements write; deleted at the end of the run.
 const CEILING_PREFIX: &str = "/bench-ceiling/";
 /// How long, and at most how many operations, each ceiling measurement runs.
 const CEILING_TIME: Duration = Duration::from_secs(3);
@@ -49,6 +49,9 @@ pub async fn planner(resources: usize, schema: &Schema, endpoints: Option<Vec<St
     }
     println!("bench-planner: {resources} resources, etcd {}", endpoints.join(","));
 
+    // The ceilings' keys stay until the end: deleting tens of thousands of keys just before the
+    // planner starts made etcd's commits several times slower for a while (bench-monitor saw
+    // the same), which measured etcd's clean-up, not the planner.
     let (puts_per_s, txns_per_s) = etcd_ceiling(&store).await?;
     let concurrent_txns_per_s = concurrent_txn_ceiling(&store).await?;
     println!(
@@ -84,7 +87,7 @@ pub async fn planner(resources: usize, schema: &Schema, endpoints: Option<Vec<St
         // A local etcd is thrown away; a given one gets back the empty prefixes it was lent.
         Some(local) => drop(local),
         None => {
-            for prefix in ["/config/", "/jobs/", "/esi-worker/", "/state/"] {
+            for prefix in ["/config/", "/jobs/", "/esi-worker/", "/state/", CEILING_PREFIX] {
                 store.client().delete(prefix, Some(DeleteOptions::new().with_prefix())).await?;
             }
         }
@@ -174,7 +177,6 @@ async fn etcd_ceiling(store: &Store) -> anyhow::Result<(f64, f64)> {
     }
     let txns_per_s = txns as f64 / started.elapsed().as_secs_f64();
 
-    store.client().delete(CEILING_PREFIX, Some(DeleteOptions::new().with_prefix())).await?;
     Ok((puts_per_s, txns_per_s))
 }
 
@@ -208,7 +210,6 @@ async fn concurrent_txn_ceiling(store: &Store) -> anyhow::Result<f64> {
         .await?;
     let txns_per_s = committed as f64 / started.elapsed().as_secs_f64();
     drain.abort();
-    store.client().delete(CEILING_PREFIX, Some(DeleteOptions::new().with_prefix())).await?;
     Ok(txns_per_s)
 }
 
