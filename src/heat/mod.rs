@@ -286,6 +286,21 @@ impl HeatClient {
         answer.map_err(transport)
     }
 
+    /// Sends a request whose success (any 2xx) answers JSON: that answer, or why it failed.
+    async fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, HeatError> {
+        let response = self.send(tenant, method, path, body).await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(response).await);
+        }
+        response.json().await.map_err(transport)
+    }
+
     async fn fail(response: reqwest::Response) -> HeatError {
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
@@ -326,11 +341,7 @@ impl HeatClient {
     pub async fn show(&self, tenant: &str, stack: &StackRef, resolve_outputs: bool) -> Result<Stack, HeatError> {
         let query = if resolve_outputs { "" } else { "?resolve_outputs=False" };
         let path = format!("/stacks/{}/{}{query}", stack.name, stack.id);
-        let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
-        if !response.status().is_success() {
-            return Err(Self::fail(response).await);
-        }
-        let envelope: StackEnvelope = response.json().await.map_err(transport)?;
+        let envelope: StackEnvelope = self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
         Ok(envelope.stack)
     }
 
@@ -340,11 +351,7 @@ impl HeatClient {
     /// alike; the outputs API does not.)
     pub async fn outputs(&self, tenant: &str, stack: &StackRef) -> Result<Vec<Map<String, Value>>, HeatError> {
         let base = format!("/stacks/{}/{}/outputs", stack.name, stack.id);
-        let response = self.send(tenant, reqwest::Method::GET, &base, None::<&()>).await?;
-        if !response.status().is_success() {
-            return Err(Self::fail(response).await);
-        }
-        let listed: Value = response.json().await.map_err(transport)?;
+        let listed: Value = self.answer(tenant, reqwest::Method::GET, &base, None::<&()>).await?;
         let keys: Vec<String> = listed["outputs"]
             .as_array()
             .into_iter()
@@ -353,11 +360,7 @@ impl HeatClient {
             .collect();
         let mut outputs = Vec::with_capacity(keys.len());
         for key in keys {
-            let response = self.send(tenant, reqwest::Method::GET, &format!("{base}/{key}"), None::<&()>).await?;
-            if !response.status().is_success() {
-                return Err(Self::fail(response).await);
-            }
-            let shown: Value = response.json().await.map_err(transport)?;
+            let shown: Value = self.answer(tenant, reqwest::Method::GET, &format!("{base}/{key}"), None::<&()>).await?;
             match shown.get("output") {
                 Some(Value::Object(output)) => outputs.push(output.clone()),
                 _ => return Err(HeatError::Protocol(format!("output `{key}` came back as {shown}"))),
@@ -370,11 +373,7 @@ impl HeatClient {
     /// parsed document, as JSON, whatever format it was sent in (the worker sends YAML).
     pub async fn template(&self, tenant: &str, stack: &StackRef) -> Result<Value, HeatError> {
         let path = format!("/stacks/{}/{}/template", stack.name, stack.id);
-        let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
-        if !response.status().is_success() {
-            return Err(Self::fail(response).await);
-        }
-        response.json().await.map_err(transport)
+        self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await
     }
 
     /// What updating the stack with `request` would do, without doing it (`PUT
@@ -388,11 +387,7 @@ impl HeatClient {
         request: &StackRequest,
     ) -> Result<PreviewChanges, HeatError> {
         let path = format!("/stacks/{}/{}/preview", stack.name, stack.id);
-        let response = self.send(tenant, reqwest::Method::PUT, &path, Some(request)).await?;
-        if !response.status().is_success() {
-            return Err(Self::fail(response).await);
-        }
-        let answer: Value = response.json().await.map_err(transport)?;
+        let answer: Value = self.answer(tenant, reqwest::Method::PUT, &path, Some(request)).await?;
         let changes = answer
             .get("resource_changes")
             .ok_or_else(|| HeatError::Protocol(format!("preview answered without `resource_changes`: {answer}")))?;
@@ -419,11 +414,7 @@ impl HeatClient {
             "/stacks/{}/{}/events?resource_status=FAILED&sort_keys=event_time&sort_dir=desc&limit={limit}",
             stack.name, stack.id
         );
-        let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
-        if !response.status().is_success() {
-            return Err(Self::fail(response).await);
-        }
-        let listed: Value = response.json().await.map_err(transport)?;
+        let listed: Value = self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
         let events = listed
             .get("events")
             .ok_or_else(|| HeatError::Protocol(format!("event list without `events`: {listed}")))?;
@@ -447,11 +438,7 @@ impl HeatClient {
                 Some(marker) => format!("/stacks?limit={PAGE}&marker={marker}"),
                 None => format!("/stacks?limit={PAGE}"),
             };
-            let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
-            if !response.status().is_success() {
-                return Err(Self::fail(response).await);
-            }
-            let listed: Value = response.json().await.map_err(transport)?;
+            let listed: Value = self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
             let page = listed["stacks"]
                 .as_array()
                 .ok_or_else(|| HeatError::Protocol(format!("stack list without `stacks`: {listed}")))?;
