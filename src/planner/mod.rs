@@ -133,8 +133,8 @@ impl<'l> Planner<'l> {
         pipeline: Pipeline,
         pulse: Pulse,
     ) -> Self {
-        let store_for_watch = store.clone();
         Planner {
+            events: watch_view(store.clone()),
             store,
             schema,
             leadership,
@@ -145,7 +145,6 @@ impl<'l> Planner<'l> {
             retries: Retries::new(Duration::from_secs(5), Duration::from_secs(300)),
             pipeline,
             diverged: false,
-            events: watch_listing(store_for_watch, "/".to_owned(), View::listed_prefixes()),
             deferred: VecDeque::new(),
             held_list: None,
             synced: None,
@@ -233,7 +232,7 @@ impl<'l> Planner<'l> {
         );
         tracing::warn!("the view assumed writes that failed; listing etcd again");
         self.diverged = false;
-        self.events = watch_listing(self.store.clone(), "/".to_owned(), View::listed_prefixes());
+        self.events = watch_view(self.store.clone());
         self.deferred.clear();
         self.held_list = None;
         self.synced = None;
@@ -590,6 +589,11 @@ impl<'l> Planner<'l> {
         }
         Ok(())
     }
+}
+
+/// Everything the view is made of, listed, then every change under `/`.
+fn watch_view(store: Store) -> mpsc::Receiver<WatchEvent> {
+    watch_listing(store, "/".to_owned(), View::listed_prefixes())
 }
 
 /// The next watch event: a full list held back first, then what the watch brings.

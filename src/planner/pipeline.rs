@@ -38,29 +38,21 @@ pub(crate) struct Landed {
 /// The transactions in flight and what they touch.
 pub(crate) struct Pipeline {
     depth: usize,
-    tasks: JoinSet<(u64, Result<Option<i64>, StoreError>)>,
-    sent: HashMap<u64, Sent>,
+    /// Each task commits one transaction and gives back what was sent with its outcome.
+    tasks: JoinSet<Landed>,
     /// How many in-flight transactions write each resource.
     resources: HashMap<ResourceId, usize>,
     /// The jobs whose records are being written.
     jobs: HashSet<String>,
-    next: u64,
 }
 
 impl Pipeline {
     pub fn new(depth: usize) -> Pipeline {
-        Pipeline {
-            depth: depth.max(1),
-            tasks: JoinSet::new(),
-            sent: HashMap::new(),
-            resources: HashMap::new(),
-            jobs: HashSet::new(),
-            next: 0,
-        }
+        Pipeline { depth: depth.max(1), tasks: JoinSet::new(), resources: HashMap::new(), jobs: HashSet::new() }
     }
 
     pub fn is_full(&self) -> bool {
-        self.sent.len() >= self.depth
+        self.tasks.len() >= self.depth
     }
 
     /// Whether a transaction in flight writes `resource`.
@@ -75,26 +67,23 @@ impl Pipeline {
 
     /// Sends `txn` (already guarded) for `sent`; the caller makes room first (`is_full`).
     pub fn send(&mut self, store: &Store, txn: Txn, sent: Sent) {
-        let sequence = self.next;
-        self.next += 1;
         *self.resources.entry(sent.resource.clone()).or_default() += 1;
         if let Some(job) = &sent.job {
             self.jobs.insert(job.id.clone());
         }
-        self.sent.insert(sequence, sent);
         let store = store.clone();
-        self.tasks.spawn(async move { (sequence, store.commit(txn).await) });
+        self.tasks.spawn(async move { Landed { outcome: store.commit(txn).await, sent } });
     }
 
     /// The next transaction to come back, in whatever order they land; `None` when none is in
     /// flight.
     pub async fn land(&mut self) -> Option<Landed> {
-        let (sequence, outcome) = match self.tasks.join_next().await? {
+        let landed = match self.tasks.join_next().await? {
             Ok(landed) => landed,
             // A commit task never panics or is cancelled while the pipeline owns it.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        let sent = self.sent.remove(&sequence).expect("every task was sent");
+        let sent = &landed.sent;
         if let Some(count) = self.resources.get_mut(&sent.resource) {
             *count -= 1;
             if *count == 0 {
@@ -104,6 +93,6 @@ impl Pipeline {
         if let Some(job) = &sent.job {
             self.jobs.remove(&job.id);
         }
-        Some(Landed { sent, outcome })
+        Some(landed)
     }
 }
