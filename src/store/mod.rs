@@ -74,12 +74,15 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
 
 /// Runs an etcd call again while it fails before reaching any member (a stopped member of a
 /// cluster refuses the connection; the client then picks another). A call that may have reached
-/// etcd is never repeated here: its caller decides.
-async fn unsent_retried<T, F, Fut>(mut call: F) -> Result<T, etcd_client::Error>
+/// etcd is never repeated here: its caller decides. Counts the request, by `kind`, in
+/// `etcd_requests` (the round trips a job costs are read from it).
+async fn unsent_retried<T, F, Fut>(kind: &'static str, mut call: F) -> Result<T, etcd_client::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
+    let labels = crate::telemetry::metrics::EtcdRequestLabels { kind: kind.to_owned() };
+    crate::telemetry::metrics().etcd_requests.get_or_create(&labels).inc();
     let mut delay = std::time::Duration::from_millis(20);
     for _ in 0..8 {
         match call().await {
@@ -142,7 +145,7 @@ impl Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let response = unsent_retried(|| async { self.client.clone().get(key, None).await }).await?;
+        let response = unsent_retried("range", || async { self.client.clone().get(key, None).await }).await?;
         response.kvs().first().map(KeyValue::from_etcd).transpose()
     }
 
@@ -176,7 +179,8 @@ impl Store {
                 options = options.with_revision(revision);
             }
             let response =
-                unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await }).await?;
+                unsent_retried("range", || async { client.clone().get(start.clone(), Some(options.clone())).await })
+                    .await?;
             if revision == 0 {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
             }
@@ -196,13 +200,14 @@ impl Store {
     /// Puts one key; returns the revision it was written at.
     pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, StoreError> {
         let value = value.into();
-        let response = unsent_retried(|| async { self.client.clone().put(key, value.clone(), None).await }).await?;
+        let response =
+            unsent_retried("put", || async { self.client.clone().put(key, value.clone(), None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Deletes one key; returns the revision after the delete.
     pub async fn delete(&self, key: &str) -> Result<i64, StoreError> {
-        let response = unsent_retried(|| async { self.client.clone().delete(key, None).await }).await?;
+        let response = unsent_retried("delete", || async { self.client.clone().delete(key, None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
@@ -232,19 +237,37 @@ impl Store {
         Ok(Some(applied))
     }
 
+    /// Runs a transaction with reads ([`Txn::get`]): `Ok(None)` when its conditions did not
+    /// hold, else the revision and what each read found, in the order of the reads.
+    pub async fn commit_reading(&self, txn: Txn) -> Result<Option<(i64, Vec<Option<KeyValue>>)>, StoreError> {
+        let response = self.run(txn).await?;
+        if !response.succeeded() {
+            return Ok(None);
+        }
+        let revision = response.header().map(|h| h.revision()).unwrap_or_default();
+        let mut found = Vec::new();
+        for op in response.op_responses() {
+            if let etcd_client::TxnOpResponse::Get(read) = op {
+                found.push(read.kvs().first().map(KeyValue::from_etcd).transpose()?);
+            }
+        }
+        Ok(Some((revision, found)))
+    }
+
     async fn run(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StoreError> {
         let txn = txn.into_etcd();
         let began = std::time::Instant::now();
-        let response = unsent_retried(|| async { self.client.clone().txn(txn.clone()).await }).await?;
+        let response = unsent_retried("txn", || async { self.client.clone().txn(txn.clone()).await }).await?;
         crate::telemetry::metrics().etcd_txn_duration.observe(began.elapsed().as_secs_f64());
         Ok(response)
     }
 
     /// The current revision of the store.
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        let response =
-            unsent_retried(|| async { self.client.clone().get("\0", Some(GetOptions::new().with_count_only())).await })
-                .await?;
+        let response = unsent_retried("range", || async {
+            self.client.clone().get("\0", Some(GetOptions::new().with_count_only())).await
+        })
+        .await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 

@@ -62,6 +62,15 @@ impl Txn {
         self
     }
 
+    /// A read of `key` at the transaction's revision, if its conditions hold: `Store::
+    /// commit_reading` returns what the reads found, in order. Reading what a step needs in the
+    /// transaction that starts it saves a round trip.
+    pub fn get(mut self, key: &str) -> Self {
+        self.summary.push(format!("get {key}"));
+        self.ops.push(TxnOp::get(key, None));
+        self
+    }
+
     pub fn delete(mut self, key: &str) -> Self {
         self.summary.push(format!("delete {key}"));
         self.ops.push(TxnOp::delete(key, None));

@@ -40,6 +40,12 @@ pub struct HeatErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EtcdRequestLabels {
+    /// `range` (a get or a list page), `put`, `delete` or `txn`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RoleLabels {
     /// `planner`, `monitor` or `mirror`.
     pub role: String,
@@ -95,6 +101,7 @@ pub struct Metrics {
     pub heat_call_duration: Family<HeatCallLabels, Histogram, Buckets>,
     pub heat_errors: Family<HeatErrorLabels, Counter>,
     pub etcd_txn_duration: Histogram,
+    pub etcd_requests: Family<EtcdRequestLabels, Counter>,
     pub leader: Family<RoleLabels, Gauge>,
     pub live_jobs: Family<QueueLabels, Gauge>,
     pub probes: Family<ProbeLabels, Counter>,
@@ -111,6 +118,7 @@ impl Metrics {
             heat_call_duration: Family::new_with_constructor(Buckets(seconds)),
             heat_errors: Family::default(),
             etcd_txn_duration: short_seconds(),
+            etcd_requests: Family::default(),
             leader: Family::default(),
             live_jobs: Family::default(),
             probes: Family::default(),
@@ -127,6 +135,11 @@ impl Metrics {
         r.register("heat_call_duration_seconds", "Heat API calls, by HTTP method", metrics.heat_call_duration.clone());
         r.register("heat_errors", "Heat calls that failed, by HTTP status", metrics.heat_errors.clone());
         r.register("etcd_txn_duration_seconds", "etcd transactions", metrics.etcd_txn_duration.clone());
+        r.register(
+            "etcd_requests",
+            "Requests sent to etcd (round trips; watches and lease keep-alives are streams, not counted), by kind",
+            metrics.etcd_requests.clone(),
+        );
         r.register("leader", "1 while this process leads the role", metrics.leader.clone());
         r.register("live_jobs", "Live jobs by queue, as the leading planner sees them", metrics.live_jobs.clone());
         r.register("probes", "Monitor probes, by probe and result", metrics.probes.clone());
