@@ -4,6 +4,7 @@
 mod support;
 
 use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::store::{WatchEvent, watch_prefix};
 use heat_reconciler::worker::{WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -105,6 +106,70 @@ async fn create_modify_and_logical_delete_through_heat() {
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
     assert_eq!(heat.find(TENANT, &format!("network_{id}")).await.unwrap(), None, "the stack is gone from Heat");
     w.h.queues_drained().await;
+    w.worker.stop().await;
+}
+
+/// A job costs the worker three writes: the claim, which also marks the job started (and reads
+/// what the job needs), then the results, then the finished marker — each one transaction, in
+/// the protocol's order (PROTOCOL.md §3.4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_one_claim_and_two_result_writes() {
+    let mut w = world(fast_patience()).await;
+    let mut events = watch_prefix(w.h.store.clone(), "/".into());
+    while !matches!(events.recv().await, Some(WatchEvent::Listed { .. })) {}
+    let id = unique("net");
+    w.h.config("networks", network(&id, "blue"), 1, false).await;
+    assert_eq!(w.h.settled("networks", &id, 1).await.error, "");
+    w.h.queues_drained().await;
+    let mut writes: Vec<(String, String, i64)> = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
+        match event {
+            WatchEvent::Put(kv) => {
+                writes.push((format!("put {}", kv.key), String::from_utf8_lossy(&kv.value).into(), kv.mod_revision))
+            }
+            WatchEvent::Deleted { key, revision } => writes.push((format!("delete {key}"), String::new(), revision)),
+            _ => {}
+        }
+    }
+    let job = writes
+        .iter()
+        .find_map(|(op, _, _)| op.strip_prefix("put /jobs/working/").filter(|job| job.contains(&id)))
+        .expect("the job was claimed")
+        .to_owned();
+    let revision = |op: &str, value: Option<&str>| {
+        writes
+            .iter()
+            .find(|(o, v, _)| o == op && value.is_none_or(|value| v == value))
+            .unwrap_or_else(|| panic!("no `{op}` among {writes:#?}"))
+            .2
+    };
+    let job_state = format!("/esi-worker/job_state/v2.0/networks/{id}");
+    let claim = revision(&format!("put /jobs/working/{job}"), None);
+    assert_eq!(revision(&format!("delete /jobs/ready/{job}"), None), claim);
+    assert_eq!(revision(&format!("put {job_state}"), Some("{}")), claim, "marked started by the claim");
+    let results = revision(&format!("put /esi-worker/heat_stacks/v2.0/networks/{id}"), None);
+    assert_eq!(revision(&format!("put /state/v2.0/networks/{id}"), None), results);
+    let finished = revision(&format!("put /jobs/finished/{job}"), None);
+    assert_eq!(revision(&format!("delete /jobs/working/{job}"), None), finished);
+    assert_eq!(revision(&format!("delete {job_state}"), None), finished);
+    assert!(claim < results && results < finished);
+    // Everything the worker writes for the job (the planner writes the rest).
+    let by_worker = |op: &str| {
+        let worker_ops = [
+            format!("put /jobs/working/{job}"),
+            format!("delete /jobs/working/{job}"),
+            format!("delete /jobs/ready/{job}"),
+            format!("put /jobs/finished/{job}"),
+            format!("put {job_state}"),
+            format!("delete {job_state}"),
+            format!("put /esi-worker/heat_stacks/v2.0/networks/{id}"),
+            format!("put /state/v2.0/networks/{id}"),
+        ];
+        worker_ops.iter().any(|o| o == op)
+    };
+    let worker_writes: std::collections::BTreeSet<i64> =
+        writes.iter().filter(|(op, _, _)| by_worker(op)).map(|(_, _, revision)| *revision).collect();
+    assert_eq!(worker_writes, [claim, results, finished].into(), "{writes:#?}");
     w.worker.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! Running one job against Heat: create or update by the stack's existence, delete for a logical
 //! delete, poll until the stack settles, and describe the outcome as the records to write.
 
+use super::pace::{Pace, Polls};
 use crate::heat::{HeatClient, HeatError, Stack, StackRef, StackRequest};
 use crate::protocol::{Action, HeatOutput, HeatStackRecord, JobState, StateRecord};
 use crate::secrets::Secrets;
@@ -48,7 +49,8 @@ impl StackJob {
 /// How long to wait for Heat.
 #[derive(Debug, Clone, Copy)]
 pub struct Patience {
-    /// First poll delay; it doubles up to `max_poll`.
+    /// First poll delay; it doubles up to `max_poll` (see `pace` for the polls near the time a
+    /// stack usually takes).
     pub first_poll: Duration,
     pub max_poll: Duration,
     /// Used when the template maps no `heat_timeout`.
@@ -133,13 +135,13 @@ enum Failed {
 }
 
 /// Runs the job and returns its outcome; never fails itself (a failure is an outcome).
-pub async fn execute(heat: &HeatClient, job: &StackJob, patience: Patience, secrets: &Secrets) -> Outcome {
+pub async fn execute(heat: &HeatClient, job: &StackJob, patience: Patience, secrets: &Secrets, pace: &Pace) -> Outcome {
     let timeout = job.timeout_mins.map(|m| Duration::from_secs(m * 60)).unwrap_or(patience.default_timeout);
     let wait = (timeout + patience.margin).min(patience.max_wait.unwrap_or(Duration::MAX));
     let deadline = Instant::now() + wait;
     let result = match job.action {
-        Action::Create | Action::Modify => apply(heat, job, patience, deadline).await,
-        Action::LogicalDelete => delete(heat, job, patience, deadline).await,
+        Action::Create | Action::Modify => apply(heat, job, patience, deadline, pace).await,
+        Action::LogicalDelete => delete(heat, job, patience, deadline, pace).await,
     };
     match result {
         Ok((stack, outputs)) => Outcome::success(job, &stack, outputs, job.action == Action::LogicalDelete),
@@ -195,18 +197,23 @@ where
 }
 
 /// Create when the stack is missing, else update it (a create that meets an existing stack
-/// continues as an update; an update whose stack is gone creates it).
+/// continues as an update; an update whose stack is gone creates it). A create job sends its
+/// create straight away: the stack is almost always missing, and Heat's 409 says when it is not.
 async fn apply(
     heat: &HeatClient,
     job: &StackJob,
     patience: Patience,
     deadline: Instant,
+    pace: &Pace,
 ) -> Result<(Stack, Vec<HeatOutput>), Failed> {
     let tenant = job.tenant_id.as_str();
     let name = job.stack_name();
     let request = job.create_request();
     let update = job.update_request();
-    let existing = persist(deadline, patience, || heat.find(tenant, &name)).await?;
+    let existing = match job.action {
+        Action::Create => None,
+        _ => persist(deadline, patience, || heat.find(tenant, &name)).await?,
+    };
     // Whether Heat may have lost the operation we sent: see `settle`.
     let mut interrupted = false;
     let stack = match existing {
@@ -214,13 +221,21 @@ async fn apply(
             tracing::info!(stack = %name, "CREATE STARTED");
             let mut unreachable = false;
             match persist_noting(deadline, patience, &mut unreachable, || heat.create(tenant, &request)).await {
-                // A create whose answer was lost on the way and was sent again: it is there,
-                // started by a Heat that then went away.
                 Err(Failed::Heat(HeatError::Status { status: 409, .. })) => {
-                    interrupted = unreachable;
-                    persist(deadline, patience, || heat.find(tenant, &name)).await?.ok_or_else(|| {
+                    let found = persist(deadline, patience, || heat.find(tenant, &name)).await?.ok_or_else(|| {
                         Failed::Heat(HeatError::Protocol(format!("Heat says {name} exists but does not find it")))
-                    })?
+                    })?;
+                    if unreachable {
+                        // Our own create, whose answer was lost on the way and which was sent
+                        // again: it is there, started by a Heat that then went away.
+                        interrupted = true;
+                    } else {
+                        // It was there before: a create run again after a crash, or a stack
+                        // made outside the controller. Either way it becomes what the job says.
+                        tracing::info!(stack = %name, "MODIFY STARTED (the stack exists)");
+                        persist(deadline, patience, || heat.update(tenant, &found, &update)).await?;
+                    }
+                    found
                 }
                 other => other?,
             }
@@ -232,9 +247,13 @@ async fn apply(
         }
     };
     let operation = Operation::Update(&update);
-    let settled = settle(heat, tenant, &stack, patience, deadline, operation, interrupted).await?;
+    let mut polls = Polls::new(pace.expected(&job.resource_type, job.action), patience);
+    let settled = settle(heat, tenant, &stack, &mut polls, deadline, operation, interrupted).await?;
     if !settled.stack_status.ends_with("_COMPLETE") {
         return Err(Failed::Stack(Box::new(settled)));
+    }
+    if let Some(took) = polls.settled_in() {
+        pace.learn(&job.resource_type, job.action, took);
     }
     let outputs = persist(deadline, patience, || heat.outputs(tenant, &stack)).await?;
     let outputs = outputs.into_iter().filter_map(|o| serde_json::from_value(Value::Object(o)).ok()).collect();
@@ -246,6 +265,7 @@ async fn delete(
     job: &StackJob,
     patience: Patience,
     deadline: Instant,
+    pace: &Pace,
 ) -> Result<(Stack, Vec<HeatOutput>), Failed> {
     let tenant = job.tenant_id.as_str();
     let name = job.stack_name();
@@ -265,9 +285,15 @@ async fn delete(
         return Ok((gone(), Vec::new()));
     };
     persist(deadline, patience, || heat.delete(tenant, &stack)).await?;
-    let settled = settle(heat, tenant, &stack, patience, deadline, Operation::Delete, false).await?;
+    let mut polls = Polls::new(pace.expected(&job.resource_type, job.action), patience);
+    let settled = settle(heat, tenant, &stack, &mut polls, deadline, Operation::Delete, false).await?;
     match settled.stack_status.as_str() {
-        "DELETE_COMPLETE" => Ok((settled, Vec::new())),
+        "DELETE_COMPLETE" => {
+            if let Some(took) = polls.settled_in() {
+                pace.learn(&job.resource_type, job.action, took);
+            }
+            Ok((settled, Vec::new()))
+        }
         _ => Err(Failed::Stack(Box::new(settled))),
     }
 }
@@ -300,21 +326,20 @@ async fn settle(
     heat: &HeatClient,
     tenant: &str,
     stack: &StackRef,
-    patience: Patience,
+    polls: &mut Polls,
     deadline: Instant,
     operation: Operation<'_>,
     mut interrupted: bool,
 ) -> Result<Stack, Failed> {
     let deleting = matches!(operation, Operation::Delete);
-    let mut delay = patience.first_poll;
+    let patience = polls.patience();
     let mut last: Option<Stack> = None;
     let mut misreads = 0;
     loop {
         if Instant::now() >= deadline {
             return Err(Failed::TimedOut(last.map(Box::new)));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(patience.max_poll);
+        tokio::time::sleep(polls.next()).await;
         let shown = match heat.show(tenant, stack, false).await {
             Ok(shown) => shown,
             // A deleted stack may vanish from `show` entirely.
@@ -349,7 +374,7 @@ async fn settle(
                 tracing::info!(stack = %stack.name, status = %shown.stack_status,
                     "RESENT: Heat was unreachable and the stack is still in progress; its engine may be gone");
                 resend(heat, tenant, stack, operation, patience, deadline).await?;
-                delay = patience.first_poll;
+                polls.restart();
             }
         }
         last = Some(shown);

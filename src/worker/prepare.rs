@@ -1,8 +1,10 @@
 //! Everything a job's Heat call needs, read and computed before Heat is called: the secrets to
 //! mask, the tenant, the dependencies' outputs (`/esi-worker/heat_stacks`), the heat template
-//! chosen by `template_mappings` and rendered, the Heat parameters and the timeout. The worker
-//! prepares every job it claims with [`prepare`]; the operator's dry run (`inspect::dry_run`)
-//! prepares the job it shows with the same function. It only reads the store.
+//! chosen by `template_mappings` and rendered, the Heat parameters and the timeout. What is to
+//! be read is known from the job alone ([`needed_keys`]): the worker reads it in the transaction
+//! that claims the job (`claim`) and prepares from those values ([`prepare_from`]); the
+//! operator's dry run (`inspect::dry_run`), and a worker without them, read them first
+//! ([`prepare`]). Preparing never writes.
 
 use super::execute::{Outcome, StackJob};
 use super::render::render;
@@ -12,7 +14,7 @@ use crate::protocol::keys::UnknownType;
 use crate::protocol::{Action, HeatStackRecord, Job, ParamValue, Record, ResourceRoot, keys::HEAT_TEMPLATES_PREFIX};
 use crate::schema::Schema;
 use crate::secrets::Secrets;
-use crate::store::{Store, StoreError};
+use crate::store::{KeyValue, Store, StoreError};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
@@ -31,23 +33,12 @@ enum TemplateError {
     Mapping(#[from] crate::mapping::EvalError),
     #[error("template mapping of `{resource_type}` gave {produced}")]
     NotAName { resource_type: String, produced: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
     #[error("template `{0}` is missing")]
     Missing(String),
     #[error("{0} is not a heat template")]
     NotATemplate(String),
     #[error("template `{id}` does not decode: {error}")]
     Undecodable { id: String, error: crate::protocol::DecodeError },
-}
-
-/// Why the dependencies' heat_stacks records could not be read.
-#[derive(Debug, thiserror::Error)]
-enum DependencyError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    UnknownType(#[from] UnknownType),
 }
 
 /// The documents whose secret values the job's reports mask: every plain param value, under its
@@ -64,28 +55,76 @@ pub(crate) fn secret_documents(job: &Job) -> Vec<(&str, Value)> {
         .collect()
 }
 
-/// Everything the Heat call needs; a failure outcome (what the job reports) when something is
-/// missing or broken.
-pub(crate) async fn prepare(store: &Store, schema: &Schema, job: &Job) -> Result<Prepared, Outcome> {
+/// The keys whose values [`prepare_from`] needs: the `/esi-worker/heat_stacks` of every resource
+/// whose outputs the params reference, and the heat template the job's body maps to (when it
+/// maps to one; otherwise `prepare_from` reports why).
+pub(crate) fn needed_keys(schema: &Schema, job: &Job) -> Vec<String> {
+    let mut keys: Vec<String> = referenced(job)
+        .into_iter()
+        .filter_map(|(resource_type, id)| schema.resource_types.key(ResourceRoot::HeatStacks, &resource_type, &id).ok())
+        .collect();
+    if job.spec.action != Action::LogicalDelete
+        && let Ok(id) = template_id(schema, job)
+    {
+        keys.push(ResourceRoot::Config.key(HEAT_TEMPLATES_PREFIX, &id));
+    }
+    keys
+}
+
+/// Everything the Heat call needs, read from the store; a failure outcome (what the job
+/// reports) when something is missing or broken.
+pub(crate) async fn prepare(store: &Store, schema: &Schema, job: &Job) -> Result<Prepared, Box<Outcome>> {
+    let mut read = HashMap::new();
+    for key in needed_keys(schema, job) {
+        match store.get(&key).await {
+            Ok(Some(kv)) => {
+                read.insert(key, kv);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Box::new(store_failure(job, e))),
+        }
+    }
+    prepare_from(schema, job, &read)
+}
+
+/// A job that could not read what it needs.
+fn store_failure(job: &Job, error: StoreError) -> Outcome {
+    let secrets = Secrets::collect(secret_documents(job).iter().map(|(k, v)| (*k, v)));
+    Outcome::failure(&stack_job(job), None, secrets.mask(&error.to_string()))
+}
+
+/// The job's stack before anything is read or rendered.
+fn stack_job(job: &Job) -> StackJob {
     let spec = &job.spec;
-    let documents = secret_documents(job);
-    let secrets = Secrets::collect(documents.iter().map(|(k, v)| (*k, v)));
-    let tenant_id = spec.resource_input.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let mut stack = StackJob {
+    StackJob {
         action: spec.action,
         resource_type: spec.resource_type.clone(),
         resource_id: spec.resource_id.clone(),
         version: spec.version,
-        tenant_id,
+        tenant_id: spec.resource_input.get("tenant_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
         template: String::new(),
         parameters: Default::default(),
         timeout_mins: None,
-    };
-    let fail = |stack: &StackJob, reason: String| Outcome::failure(stack, None, secrets.mask(&reason));
+    }
+}
+
+/// Everything the Heat call needs, from the values of [`needed_keys`] already read (`read`, by
+/// key; a key absent from it does not exist); a failure outcome when something is missing or
+/// broken. It reads nothing itself.
+pub(crate) fn prepare_from(
+    schema: &Schema,
+    job: &Job,
+    read: &HashMap<String, KeyValue>,
+) -> Result<Prepared, Box<Outcome>> {
+    let spec = &job.spec;
+    let documents = secret_documents(job);
+    let secrets = Secrets::collect(documents.iter().map(|(k, v)| (*k, v)));
+    let mut stack = stack_job(job);
+    let fail = |stack: &StackJob, reason: String| Box::new(Outcome::failure(stack, None, secrets.mask(&reason)));
     if stack.tenant_id.is_empty() {
         return Err(fail(&stack, "the resource has no tenant_id".into()));
     }
-    let stacks = dependency_stacks(store, schema, job).await.map_err(|e| fail(&stack, e.to_string()))?;
+    let stacks = dependency_stacks(schema, job, read).map_err(|e| fail(&stack, e.to_string()))?;
     let resolved = match resolve(&spec.params, |t, id| stacks.get(&(t.to_owned(), id.to_owned()))) {
         Ok(resolved) => resolved,
         // A delete needs no template or parameters; an unresolvable reference does not stop it.
@@ -95,18 +134,14 @@ pub(crate) async fn prepare(store: &Store, schema: &Schema, job: &Job) -> Result
     stack.timeout_mins = resolved.timeout_mins;
     stack.parameters = resolved.parameters;
     if spec.action != Action::LogicalDelete {
-        let (template_id, source) = template(store, schema, job).await.map_err(|e| fail(&stack, e.to_string()))?;
+        let (template_id, source) = template(schema, job, read).map_err(|e| fail(&stack, e.to_string()))?;
         stack.template = render(&template_id, &source, &resolved.jinja).map_err(|e| fail(&stack, e.to_string()))?;
     }
     Ok(Prepared { stack, secrets })
 }
 
-/// The heat_stacks records of every resource whose outputs the params reference.
-async fn dependency_stacks(
-    store: &Store,
-    schema: &Schema,
-    job: &Job,
-) -> Result<HashMap<(String, String), HeatStackRecord>, DependencyError> {
+/// Every resource whose outputs the params reference.
+fn referenced(job: &Job) -> BTreeSet<(String, String)> {
     let mut wanted = BTreeSet::new();
     for param in &job.spec.params {
         match &param.value {
@@ -123,10 +158,19 @@ async fn dependency_stacks(
             ParamValue::Value(_) => {}
         }
     }
+    wanted
+}
+
+/// The heat_stacks records of every resource whose outputs the params reference.
+fn dependency_stacks(
+    schema: &Schema,
+    job: &Job,
+    read: &HashMap<String, KeyValue>,
+) -> Result<HashMap<(String, String), HeatStackRecord>, UnknownType> {
     let mut stacks = HashMap::new();
-    for (resource_type, id) in wanted {
+    for (resource_type, id) in referenced(job) {
         let key = schema.resource_types.key(ResourceRoot::HeatStacks, &resource_type, &id)?;
-        if let Some(kv) = store.get(&key).await?
+        if let Some(kv) = read.get(&key)
             && let Ok(Record::HeatStack(record)) = Record::from_etcd(&kv.key, &kv.value)
         {
             stacks.insert((resource_type, id), record);
@@ -135,9 +179,8 @@ async fn dependency_stacks(
     Ok(stacks)
 }
 
-/// The job's heat template: chosen by `template_mappings` from the job's body, read from
-/// `/config/v2.0/heat_templates`.
-async fn template(store: &Store, schema: &Schema, job: &Job) -> Result<(String, String), TemplateError> {
+/// The id of the heat template `template_mappings` choose for the job's body.
+fn template_id(schema: &Schema, job: &Job) -> Result<String, TemplateError> {
     let spec = &job.spec;
     let (_, mapping) = schema
         .template_mappings
@@ -146,15 +189,21 @@ async fn template(store: &Store, schema: &Schema, job: &Job) -> Result<(String, 
     let index = ResourceIndex::default();
     let scope = Scope { index: &index, relations: &schema.relations, version: spec.version };
     let body = Value::Object(spec.resource_input.clone());
-    let id = match evaluate(mapping, scope, &body, &spec.resource_type)?.produced {
-        Produced::Value(Value::String(id)) => id,
+    match evaluate(mapping, scope, &body, &spec.resource_type)?.produced {
+        Produced::Value(Value::String(id)) => Ok(id),
         other => {
             let (resource_type, produced) = (spec.resource_type.clone(), format!("{other:?}"));
-            return Err(TemplateError::NotAName { resource_type, produced });
+            Err(TemplateError::NotAName { resource_type, produced })
         }
-    };
+    }
+}
+
+/// The job's heat template: chosen by `template_mappings` from the job's body, read from
+/// `/config/v2.0/heat_templates`.
+fn template(schema: &Schema, job: &Job, read: &HashMap<String, KeyValue>) -> Result<(String, String), TemplateError> {
+    let id = template_id(schema, job)?;
     let key = ResourceRoot::Config.key(HEAT_TEMPLATES_PREFIX, &id);
-    let kv = store.get(&key).await?.ok_or_else(|| TemplateError::Missing(id.clone()))?;
+    let kv = read.get(&key).ok_or_else(|| TemplateError::Missing(id.clone()))?;
     match Record::from_etcd(&kv.key, &kv.value) {
         Ok(Record::HeatTemplate(_, template)) => Ok((id, template.template_file)),
         Ok(_) => Err(TemplateError::NotATemplate(key)),

@@ -1,8 +1,12 @@
-//! The worker loop: watch `/jobs/ready`, claim jobs with a leased `/jobs/working` key (at most
-//! `slots` at once), run each against Heat and write its results in the protocol's order.
+//! The worker loop: watch `/jobs` (the ready queue, and the job records a claim reads the job's
+//! needs by), claim jobs with a leased `/jobs/working` key (at most `slots` at once; `claim`),
+//! run each against Heat and write its results in the protocol's order.
 
+use super::claim::{Claim, Claimed, claim};
 use super::execute::{Outcome, Patience, execute};
-use super::prepare::{Prepared, prepare};
+use super::pace::Pace;
+use super::prepare::{prepare, prepare_from};
+use super::queue::Queue;
 use crate::heat::HeatClient;
 use crate::protocol::DecodeError;
 use crate::protocol::keys::UnknownType;
@@ -10,7 +14,6 @@ use crate::protocol::{Job, JobQueue, JobState, Record, ResourceRoot};
 use crate::schema::Schema;
 use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_prefix};
 use crate::telemetry::metrics::{FinishedLabels, JobLabels};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -45,7 +48,8 @@ pub async fn run(
     options: WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let context = Arc::new(Context { store: store.clone(), schema, heat, options: options.clone() });
+    let context =
+        Arc::new(Context { store: store.clone(), schema, heat, options: options.clone(), pace: Pace::default() });
     let slots = Arc::new(Semaphore::new(options.slots.max(1)));
     let (done_tx, mut done) = mpsc::channel::<()>(options.slots.max(1));
     let mut heartbeat = crate::telemetry::health().register("worker");
@@ -60,8 +64,9 @@ pub async fn run(
                 continue;
             }
         };
-        let mut events = watch_prefix(store.clone(), JobQueue::Ready.dir().to_owned() + "/");
-        let mut ready: BTreeSet<String> = BTreeSet::new();
+        // The whole of `/jobs`: the ready queue, and the records the claims read their needs by.
+        let mut events = watch_prefix(store.clone(), "/jobs/".to_owned());
+        let mut queue = Queue::default();
         loop {
             tokio::select! {
                 event = events.recv() => {
@@ -69,7 +74,7 @@ pub async fn run(
                     if matches!(event, WatchEvent::Listed { .. }) {
                         heartbeat.ready();
                     }
-                    apply_ready(&mut ready, event, &options.handler);
+                    queue.apply(event, &options.handler);
                 }
                 _ = done.recv() => {}
                 _ = heartbeat.tick() => {}
@@ -83,15 +88,15 @@ pub async fn run(
                     return Ok(());
                 }
             }
-            while !ready.is_empty() {
+            while !queue.ready.is_empty() {
                 let Ok(permit) = slots.clone().try_acquire_owned() else { break };
-                let Some(job_id) = ready.pop_first() else { break };
-                match context.claim(&job_id, lease.id()).await {
-                    Ok(Some(reservation)) => {
+                let Some(job_id) = queue.ready.pop_first() else { break };
+                match claim(&store, &context.schema, &job_id, lease.id(), queue.record(&job_id)).await {
+                    Ok(Some(claim)) => {
                         let context = context.clone();
                         let done = done_tx.clone();
                         tokio::spawn(async move {
-                            context.run_to_end(&job_id, &reservation).await;
+                            context.run_to_end(&job_id, claim).await;
                             drop(permit);
                             let _ = done.send(()).await;
                         });
@@ -101,23 +106,6 @@ pub async fn run(
                 }
             }
         }
-    }
-}
-
-fn apply_ready(ready: &mut BTreeSet<String>, event: WatchEvent, handler: &str) {
-    let id_of = |key: &str| JobQueue::parse(key).filter(|(q, _)| *q == JobQueue::Ready).map(|(_, id)| id.to_owned());
-    match event {
-        WatchEvent::Listed { items, .. } => {
-            ready.clear();
-            ready.extend(items.iter().filter(|kv| kv.value == handler.as_bytes()).filter_map(|kv| id_of(&kv.key)));
-        }
-        WatchEvent::Put(kv) if kv.value == handler.as_bytes() => ready.extend(id_of(&kv.key)),
-        WatchEvent::Deleted { key, .. } => {
-            if let Some(id) = id_of(&key) {
-                ready.remove(&id);
-            }
-        }
-        _ => {}
     }
 }
 
@@ -145,36 +133,18 @@ struct Context {
     schema: Schema,
     heat: HeatClient,
     options: WorkerOptions,
+    /// How long Heat usually takes, learnt from this worker's jobs (when to poll).
+    pace: Pace,
 }
 
 impl Context {
-    /// Claims a ready job: `/jobs/working/<id>` bound to our lease, `/jobs/ready/<id>` deleted,
-    /// in one transaction. `None` when another worker was first.
-    async fn claim(&self, job_id: &str, lease: i64) -> Result<Option<String>, StoreError> {
-        let reservation = crate::ids::random_id().replace("heat-reconciler-", "");
-        let ready = JobQueue::Ready.key(job_id);
-        let working = JobQueue::Working.key(job_id);
-        let txn = Txn::new()
-            .if_present(&ready)
-            .if_absent(&working)
-            .put_leased(&working, reservation.clone(), lease)
-            .delete(&ready);
-        match self.store.commit(txn).await {
-            Ok(applied) => Ok(applied.map(|_| reservation)),
-            // The answer was lost, not necessarily the write: the claim is ours if it holds our id.
-            Err(e) => match self.store.get(&working).await {
-                Ok(Some(kv)) if kv.value == reservation.as_bytes() => Ok(Some(reservation)),
-                _ => Err(e),
-            },
-        }
-    }
-
     /// Runs a claimed job until it is reported or the claim is lost. A failure to reach etcd
     /// mid-job is retried: every step is safe to repeat.
-    async fn run_to_end(&self, job_id: &str, reservation: &str) {
+    async fn run_to_end(&self, job_id: &str, claim: Claim) {
         let mut backoff = crate::store::watcher::Backoff::default();
+        let mut first = claim.first;
         for attempt in 1.. {
-            match self.process(job_id, reservation).await {
+            match self.process(job_id, &claim.reservation, first.take()).await {
                 Ok(()) => return,
                 Err(JobError::LostClaim(_)) => {
                     tracing::warn!(job = %job_id, "claim lost; another worker will run the job");
@@ -192,11 +162,22 @@ impl Context {
         }
     }
 
-    async fn process(&self, job_id: &str, reservation: &str) -> Result<(), JobError> {
+    /// Runs the job once: from what its claim read and wrote (`claimed`, on its first run),
+    /// else reading everything again (every step is safe to repeat).
+    async fn process(&self, job_id: &str, reservation: &str, claimed: Option<Claimed>) -> Result<(), JobError> {
         let working = JobQueue::Working.key(job_id);
-        let Some(kv) = self.store.get(&JobQueue::All.key(job_id)).await? else {
+        let (record, started, needs) = match claimed {
+            Some(c) => (c.record, c.started.map(|key| (key, c.revision)), c.needs),
+            None => (self.store.get(&JobQueue::All.key(job_id)).await?, None, None),
+        };
+        let Some(kv) = record else {
             tracing::warn!(job = %job_id, "claimed job has no record; releasing it");
-            self.store.commit(Txn::new().if_value(&working, reservation).delete(&working)).await?;
+            let mut release = Txn::new().if_value(&working, reservation).delete(&working);
+            if let Some((key, revision)) = &started {
+                // The claim marked it started; undo that unless something wrote the key since.
+                release = release.nested(Txn::new().if_mod_revision(key, *revision).delete(key));
+            }
+            self.store.commit_nested(release).await?;
             return Ok(());
         };
         let Record::Job(record) = Record::from_etcd(&kv.key, &kv.value)? else {
@@ -207,20 +188,38 @@ impl Context {
         let types = &self.schema.resource_types;
         let job_state_key = types.key(ResourceRoot::JobState, &spec.resource_type, &spec.resource_id)?;
         tracing::info!(job = %job_id, "Checking job status");
-        let started = serde_json::to_vec(&JobState::Started)?;
-        if self.store.commit(Txn::new().if_value(&working, reservation).put(&job_state_key, started)).await?.is_none() {
-            return Err(JobError::LostClaim("before starting"));
+        if started.as_ref().map(|(key, _)| key) != Some(&job_state_key) {
+            let started = serde_json::to_vec(&JobState::Started)?;
+            let start = Txn::new().if_value(&working, reservation).put(&job_state_key, started);
+            if self.store.commit(start).await?.is_none() {
+                return Err(JobError::LostClaim("before starting"));
+            }
         }
         let began = std::time::Instant::now();
-        let outcome = match self.prepare(&job).await {
-            Ok(prepared) => execute(&self.heat, &prepared.stack, self.options.patience, &prepared.secrets).await,
-            Err(failure) => failure,
+        // How long the job waited on Heat (its calls and the pauses between polls), apart from
+        // the controller's own work: `bench-e2e` reads it from this log line.
+        let mut in_heat = std::time::Duration::ZERO;
+        let prepared = match &needs {
+            Some(needs) => prepare_from(&self.schema, &job, needs),
+            None => prepare(&self.store, &self.schema, &job).await,
         };
+        let outcome = match prepared {
+            Ok(prepared) => {
+                let calling = std::time::Instant::now();
+                let outcome =
+                    execute(&self.heat, &prepared.stack, self.options.patience, &prepared.secrets, &self.pace).await;
+                in_heat = calling.elapsed();
+                outcome
+            }
+            Err(failure) => *failure,
+        };
+        let heat_ms = in_heat.as_secs_f64() * 1000.0;
         match &outcome.failure {
             None => {
-                tracing::info!(job = %job_id, status = %outcome.state.state.orchestration_state.as_deref().unwrap_or(""), "job finished")
+                let status = outcome.state.state.orchestration_state.as_deref().unwrap_or("");
+                tracing::info!(job = %job_id, %status, heat_ms, "job finished")
             }
-            Some(reason) => tracing::warn!(job = %job_id, %reason, "job failed"),
+            Some(reason) => tracing::warn!(job = %job_id, %reason, heat_ms, "job failed"),
         }
         let result = if outcome.failure.is_none() { "success" } else { "failure" };
         self.report(&job, reservation, &job_state_key, outcome).await?;
@@ -232,11 +231,6 @@ impl Context {
             .observe(began.elapsed().as_secs_f64());
         metrics.jobs_finished.get_or_create(&FinishedLabels { r#type, action, result: result.to_owned() }).inc();
         Ok(())
-    }
-
-    /// Everything the Heat call needs; a failure outcome when something is missing or broken.
-    async fn prepare(&self, job: &Job) -> Result<Prepared, Outcome> {
-        prepare(&self.store, &self.schema, job).await
     }
 
     /// Writes heat_stacks → job_state → state in one transaction, then the finished marker with
