@@ -72,6 +72,18 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         resources: usize,
     },
+    /// Create, then update, N small stacks through the whole controller and by a direct Heat
+    /// client at the same concurrency on one local Heat; print both times, their ratio, the
+    /// controller's own overhead per job and its etcd round trips per job.
+    BenchE2e {
+        /// How many stacks.
+        #[arg(long, default_value_t = 200)]
+        stacks: usize,
+        /// How many stacks are in Heat's hands at once (the worker's slots; the direct client's
+        /// requests in flight).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo {
         /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
@@ -693,6 +705,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchResync { resources } => {
             tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::resync(resources))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchE2e { stacks, concurrency } => {
+            tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::e2e(stacks, concurrency))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { json, kubernetes, log_file, .. } => {

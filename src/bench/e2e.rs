@@ -1,0 +1,361 @@
+//! `bench-e2e`: the whole controller against Heat itself. N stacks of a small real template
+//! (`heat/templates/bench-e2e.yaml`: two `OS::Heat::None` and one `OS::Heat::RandomString`) are
+//! created, then all updated, once by a direct Heat client and once through the controller (a
+//! `/config` write → planner → worker → `/state`), at the same concurrency, on one local Heat of
+//! the benchmark's own. The direct client is the ceiling: what talking to Heat costs with nothing
+//! in between.
+//!
+//! For each phase it prints both times and their ratio, the Heat calls per stack of each, the
+//! controller's own overhead per job — from the `/config` write (or, when all the worker's slots
+//! were busy, from the moment one came free) to its `/state` seen on a watch, minus the time the
+//! worker waited on Heat for it (its calls and the pauses between its polls, which the worker
+//! logs as `heat_ms` on "job finished") — and the etcd round trips per job (the controller's
+//! `heat_reconciler_etcd_requests_total`, planner and worker together, until the job has left
+//! `/jobs`).
+
+use crate::heat::{Endpoint, HeatClient, StackRef, StackRequest};
+use crate::local::process::{ChildProcess, free_tcp_port, scratch_dir};
+use crate::local::{LocalEtcd, LocalHeat};
+use crate::protocol::{ConfigRecord, JobId, ResourceRoot, StateRecord};
+use crate::store::{Store, WatchEvent, watch_prefix};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const TEMPLATE: &str = include_str!("../../heat/templates/bench-e2e.yaml");
+const TENANT: &str = "e2e0bench0tenant0000000000000000";
+/// The controller's resources are networks: their template mapping names the template
+/// `network`, which the benchmark stores.
+const PREFIX: &str = "/v2.0/networks";
+/// The direct client polls a stack this often: a tight hand-written loop, never backing off.
+const DIRECT_POLL: Duration = Duration::from_millis(250);
+/// How long one phase may take before the benchmark gives up.
+const LIMIT: Duration = Duration::from_secs(1800);
+
+pub async fn e2e(stacks: usize, concurrency: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(stacks > 0 && concurrency > 0, "--stacks and --concurrency must be at least 1");
+    println!(
+        "bench-e2e: {stacks} stacks of 3 resources, concurrency {concurrency}; direct client polls every {DIRECT_POLL:?}"
+    );
+    let dir = scratch_dir("bench-e2e", "run")?;
+    let mut heat = LocalHeat::own("bench-e2e")?;
+    let heat_url = heat.start(true).await?;
+    let etcd = LocalEtcd::start().await?;
+    let store = etcd.connect().await?;
+    store.put(&ResourceRoot::Config.key("/v2.0/heat_templates", "network"), template_record()?).await?;
+    let client = HeatClient::new(Endpoint::NoAuth { base: heat_url.clone() })?;
+    let controller = Controller::start(&dir, &etcd.endpoints().join(","), &heat_url, concurrency).await?;
+
+    let mut direct_stacks = Vec::new();
+    let mut totals = (Duration::ZERO, Duration::ZERO);
+    let mut overheads = Vec::new();
+    let mut round_trips = 0.0;
+    for version in [1, 2] {
+        let word = if version == 1 { "create" } else { "update" };
+        let direct = direct(&client, stacks, concurrency, version, &mut direct_stacks).await?;
+        let through = controller.phase(&store, stacks, concurrency, version).await?;
+        let ratio = through.time.as_secs_f64() / direct.time.as_secs_f64();
+        let (p50, p99) = (percentile(&through.overheads_ms, 0.50), percentile(&through.overheads_ms, 0.99));
+        println!(
+            "{word}: direct client {:.1} s ({:.1} Heat calls and {:.0} ms in Heat per stack), \
+             controller {:.1} s ({:.1} Heat calls and {:.0} ms in Heat per stack), ratio {ratio:.3}; \
+             controller overhead per job p50 {p50:.1} ms, p99 {p99:.1} ms; etcd round trips per job {:.2}",
+            direct.time.as_secs_f64(),
+            direct.heat_calls as f64 / stacks as f64,
+            direct.in_heat_ms,
+            through.time.as_secs_f64(),
+            through.heat_calls as f64 / stacks as f64,
+            through.in_heat_ms,
+            through.round_trips,
+        );
+        totals.0 += direct.time;
+        totals.1 += through.time;
+        overheads.extend(through.overheads_ms);
+        round_trips += through.round_trips / 2.0;
+    }
+    drop(controller);
+    let ratio = totals.1.as_secs_f64() / totals.0.as_secs_f64();
+    println!(
+        "ratio: {ratio:.3}, overhead p50: {:.1} ms, p99: {:.1} ms, etcd round trips per job: {round_trips:.2}",
+        percentile(&overheads, 0.50),
+        percentile(&overheads, 0.99)
+    );
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// The template as Gohan stores it, with the parameter mappings of the controller's networks.
+fn template_record() -> Result<Vec<u8>, serde_json::Error> {
+    let body = json!({"id": "network", "handler": "heat_worker", "watch": [], "template_file": TEMPLATE,
+        "parameter_mappings": {"rid": "Pid", "name": "Pname"}});
+    serde_json::to_vec(&ConfigRecord::new(object(body), 1, false))
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn resource_id(n: usize) -> String {
+    format!("e2e-{n:05}")
+}
+
+fn name(id: &str, version: u64) -> String {
+    format!("{id}-v{version}")
+}
+
+/// What one phase took.
+struct Phase {
+    time: Duration,
+    heat_calls: usize,
+    /// The mean time from a stack's first Heat call to the answer of its last.
+    in_heat_ms: f64,
+}
+
+/// Creates (version 1) or updates (version 2) every stack straight through the Heat API: create
+/// or update, poll until it settles, read its outputs — `concurrency` stacks at a time.
+async fn direct(
+    client: &HeatClient,
+    stacks: usize,
+    concurrency: usize,
+    version: u64,
+    created: &mut Vec<StackRef>,
+) -> anyhow::Result<Phase> {
+    let calls = AtomicUsize::new(0);
+    let began = Instant::now();
+    let refs = stream::iter(0..stacks)
+        .map(|n| {
+            let (calls, known) = (&calls, created.get(n).cloned());
+            async move {
+                let began = Instant::now();
+                let id = format!("direct-{n:05}");
+                let request = StackRequest {
+                    stack_name: known.is_none().then(|| id.clone()),
+                    template: TEMPLATE.to_owned(),
+                    parameters: object(json!({"rid": id, "name": name(&id, version)})),
+                    timeout_mins: None,
+                    disable_rollback: true,
+                };
+                calls.fetch_add(1, Ordering::Relaxed);
+                let stack = match known {
+                    Some(stack) => {
+                        client.update(TENANT, &stack, &request).await?;
+                        stack
+                    }
+                    None => client.create(TENANT, &request).await?,
+                };
+                loop {
+                    tokio::time::sleep(DIRECT_POLL).await;
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    let shown = client.show(TENANT, &stack, false).await?;
+                    if shown.stack_status.ends_with("_IN_PROGRESS") {
+                        continue;
+                    }
+                    anyhow::ensure!(shown.stack_status.ends_with("_COMPLETE"), "{id}: {}", shown.stack_status);
+                    break;
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+                client.outputs(TENANT, &stack).await?;
+                anyhow::Ok((stack, began.elapsed()))
+            }
+        })
+        .buffered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let in_heat_ms = refs.iter().map(|(_, took)| took.as_secs_f64() * 1000.0).sum::<f64>() / stacks as f64;
+    *created = refs.into_iter().map(|(stack, _)| stack).collect();
+    Ok(Phase { time: began.elapsed(), heat_calls: calls.into_inner(), in_heat_ms })
+}
+
+/// What one phase through the controller took.
+struct Through {
+    time: Duration,
+    heat_calls: usize,
+    /// The mean time the worker waited on Heat for a job.
+    in_heat_ms: f64,
+    overheads_ms: Vec<f64>,
+    round_trips: f64,
+}
+
+/// The controller under test: one process running the planner and the worker with
+/// `concurrency` slots, its logs (JSON) in a file the benchmark reads.
+struct Controller {
+    process: ChildProcess,
+    log: std::path::PathBuf,
+    port: u16,
+    http: reqwest::Client,
+}
+
+impl Controller {
+    async fn start(dir: &Path, endpoints: &str, heat_url: &str, concurrency: usize) -> anyhow::Result<Controller> {
+        let port = free_tcp_port()?;
+        let log = dir.join("controller.log");
+        let (endpoints, heat_url) = (endpoints.to_owned(), heat_url.to_owned());
+        let executable = std::env::current_exe()?;
+        let mut process = ChildProcess::spawn("controller", &log, move || {
+            let mut command = std::process::Command::new(&executable);
+            command.args(["run", "--roles", "planner,worker", "--id", "bench-e2e", "--etcd-endpoints", &endpoints]);
+            command.args(["--heat-url", &heat_url, "--slots", &concurrency.to_string()]);
+            command.args(["--metrics-listen", &format!("127.0.0.1:{port}"), "--log-format", "json"]);
+            command.env("RUST_LOG", std::env::var("BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "info".into()));
+            command
+        })?;
+        let http = reqwest::Client::new();
+        let began = Instant::now();
+        loop {
+            anyhow::ensure!(process.is_running(), "the controller exited:\n{}", process.log_tail(20));
+            anyhow::ensure!(began.elapsed() < Duration::from_secs(60), "the controller was not ready in 60 s");
+            let ready = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(Controller { process, log, port, http });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Writes every resource's config at `version`, one after the other as Gohan would, and
+    /// waits for each `/state` to say it completed, then for `/jobs` to be empty.
+    async fn phase(&self, store: &Store, stacks: usize, concurrency: usize, version: u64) -> anyhow::Result<Through> {
+        let before = self.counters().await?;
+        let mut states = watch_prefix(store.clone(), ResourceRoot::State.key(PREFIX, ""));
+        while !matches!(states.recv().await, Some(WatchEvent::Listed { .. })) {}
+        let began = Instant::now();
+        let mut written = HashMap::new();
+        for n in 0..stacks {
+            let id = resource_id(n);
+            let body = object(json!({"id": id, "tenant_id": TENANT, "name": name(&id, version)}));
+            let record = serde_json::to_vec(&ConfigRecord::new(body, version, false))?;
+            written.insert(id.clone(), Instant::now());
+            store.put(&ResourceRoot::Config.key(PREFIX, &id), record).await?;
+        }
+        let mut landed = HashMap::new();
+        while landed.len() < stacks {
+            anyhow::ensure!(began.elapsed() < LIMIT, "only {} of {stacks} stacks done after {LIMIT:?}", landed.len());
+            let event = tokio::time::timeout(Duration::from_secs(10), states.recv()).await;
+            let Ok(Some(WatchEvent::Put(kv))) = event else { continue };
+            let seen = Instant::now();
+            let state: StateRecord = serde_json::from_slice(&kv.value)?;
+            let id = kv.key.rsplit('/').next().unwrap_or_default().to_owned();
+            if state.version != version {
+                continue;
+            }
+            anyhow::ensure!(state.error.is_empty(), "{id} failed: {}", state.error);
+            landed.entry(id).or_insert(seen);
+        }
+        let time = began.elapsed();
+        // The round trips of a job end with the planner's removal of its records.
+        while !store.list("/jobs/all/").await?.0.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after = self.counters().await?;
+        let log = self.job_log(version)?;
+        // A job can start only when one of the `concurrency` slots is free: the n-th job claimed
+        // (n ≥ concurrency) waits for the (n − concurrency)-th to land, as the direct client's
+        // n-th stack waits for a request to end. That wait is the concurrency's, not overhead.
+        let mut landings: Vec<Instant> = landed.values().copied().collect();
+        landings.sort();
+        let mut overheads_ms = Vec::new();
+        for (n, id) in log.claimed.iter().enumerate() {
+            let (Some(at), Some(heat_ms)) = (landed.get(id), log.in_heat.get(id)) else {
+                anyhow::bail!("{id}: no /state seen or no \"job finished\" logged");
+            };
+            let free = n.checked_sub(concurrency).map(|earlier| landings[earlier]);
+            let could_start = free.map_or(written[id], |free| free.max(written[id]));
+            overheads_ms.push(at.duration_since(could_start).as_secs_f64() * 1000.0 - heat_ms);
+        }
+        anyhow::ensure!(overheads_ms.len() == stacks, "{} jobs claimed, {stacks} expected", overheads_ms.len());
+        Ok(Through {
+            time,
+            heat_calls: (after.heat_calls - before.heat_calls) as usize,
+            in_heat_ms: log.in_heat.values().sum::<f64>() / stacks as f64,
+            overheads_ms,
+            round_trips: (after.etcd_requests - before.etcd_requests) / stacks as f64,
+        })
+    }
+
+    /// The controller's etcd requests and Heat calls so far, from its `/metrics`.
+    async fn counters(&self) -> anyhow::Result<Counters> {
+        let text = self.http.get(format!("http://127.0.0.1:{}/metrics", self.port)).send().await?.text().await?;
+        let sum = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Ok(Counters {
+            etcd_requests: sum("heat_reconciler_etcd_requests_total"),
+            heat_calls: sum("heat_reconciler_heat_call_duration_seconds_count"),
+        })
+    }
+
+    /// The jobs at `version` in the order the worker started them ("Checking job status"), and
+    /// the milliseconds each waited on Heat ("job finished"), from the worker's log.
+    fn job_log(&self, version: u64) -> anyhow::Result<JobLog> {
+        let text = std::fs::read_to_string(&self.log)?;
+        let mut log = JobLog::default();
+        for line in text.lines() {
+            // The JSON log format puts an event's fields beside its message.
+            let Ok(entry) = serde_json::from_str::<Value>(line) else { continue };
+            let Some(job) = entry["job"].as_str().and_then(|job| job.parse::<JobId>().ok()) else { continue };
+            if job.version != version {
+                continue;
+            }
+            match (entry["message"].as_str(), entry["heat_ms"].as_f64()) {
+                (Some("Checking job status"), _) => log.claimed.push(job.resource_id),
+                (Some("job finished"), Some(heat_ms)) => {
+                    log.in_heat.insert(job.resource_id, heat_ms);
+                }
+                _ => {}
+            }
+        }
+        Ok(log)
+    }
+}
+
+#[derive(Default)]
+struct JobLog {
+    claimed: Vec<String>,
+    in_heat: HashMap<String, f64>,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.process.stop();
+    }
+}
+
+struct Counters {
+    etcd_requests: f64,
+    heat_calls: f64,
+}
+
+/// The `q` quantile (0..=1) of `values`, nearest rank.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n => sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.50), 50.0);
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}
