@@ -1,7 +1,7 @@
 //! What the worker knows of `/jobs`, from one watch of the whole directory: the ready jobs of its
-//! handler, and the records of live jobs (up to a bound), so that the transaction claiming a
-//! job can also read what the job needs (its template, its dependencies' outputs) instead of
-//! reading them one round trip after another.
+//! handler, and the records of live jobs planned since it started watching (up to a bound), so
+//! that the transaction claiming a job can also read what the job needs (its template, its
+//! dependencies' outputs) instead of reading them one round trip after another.
 
 use crate::protocol::JobQueue;
 use crate::store::WatchEvent;

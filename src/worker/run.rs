@@ -12,7 +12,7 @@ use crate::protocol::DecodeError;
 use crate::protocol::keys::UnknownType;
 use crate::protocol::{Job, JobQueue, JobState, Record, ResourceRoot};
 use crate::schema::Schema;
-use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_prefix};
+use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_listing};
 use crate::telemetry::metrics::{FinishedLabels, JobLabels};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +65,10 @@ pub async fn run(
             }
         };
         // The whole of `/jobs`: the ready queue, and the records the claims read their needs by.
-        let mut events = watch_prefix(store.clone(), "/jobs/".to_owned());
+        // Only the ready queue is listed: listing every record of a large backlog at start-up
+        // would hold them all in memory at once; records arrive as jobs are planned.
+        let ready_dir = JobQueue::Ready.dir().to_owned() + "/";
+        let mut events = watch_listing(store.clone(), "/jobs/".to_owned(), vec![ready_dir]);
         let mut queue = Queue::default();
         loop {
             tokio::select! {
