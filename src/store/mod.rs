@@ -10,6 +10,8 @@ pub use txn::Txn;
 pub use watcher::{WatchEvent, watch_listing, watch_prefix};
 
 use etcd_client::{Client, GetOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many keys one list request fetches.
 const PAGE_SIZE: i64 = 1000;
@@ -57,6 +59,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// Requests sent through the calls below, this handle's and its clones' (see
+    /// [`Store::round_trips`]).
+    round_trips: Arc<AtomicU64>,
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -134,7 +139,18 @@ impl Store {
         if let Some((user, password)) = &access.user {
             options = options.with_user(user, password);
         }
-        Ok(Store { client: Client::connect(endpoints, Some(options)).await? })
+        Ok(Store { client: Client::connect(endpoints, Some(options)).await?, round_trips: Arc::default() })
+    }
+
+    /// How many requests this handle and its clones have sent through [`Store`]'s own calls:
+    /// each get, page of a list, put, delete and transaction is one (watches, leases and
+    /// elections are not counted). Benchmarks and tests count what a piece of work costs by it.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    fn count_round_trip(&self) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn client(&self) -> Client {
@@ -142,6 +158,7 @@ impl Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        self.count_round_trip();
         let response = unsent_retried(|| async { self.client.clone().get(key, None).await }).await?;
         response.kvs().first().map(KeyValue::from_etcd).transpose()
     }
@@ -175,6 +192,7 @@ impl Store {
                 // Later pages read the revision of the first, so the list is one consistent cut.
                 options = options.with_revision(revision);
             }
+            self.count_round_trip();
             let response =
                 unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await }).await?;
             if revision == 0 {
@@ -196,12 +214,14 @@ impl Store {
     /// Puts one key; returns the revision it was written at.
     pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, StoreError> {
         let value = value.into();
+        self.count_round_trip();
         let response = unsent_retried(|| async { self.client.clone().put(key, value.clone(), None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Deletes one key; returns the revision after the delete.
     pub async fn delete(&self, key: &str) -> Result<i64, StoreError> {
+        self.count_round_trip();
         let response = unsent_retried(|| async { self.client.clone().delete(key, None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
@@ -234,6 +254,7 @@ impl Store {
 
     async fn run(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StoreError> {
         let txn = txn.into_etcd();
+        self.count_round_trip();
         let began = std::time::Instant::now();
         let response = unsent_retried(|| async { self.client.clone().txn(txn.clone()).await }).await?;
         crate::telemetry::metrics().etcd_txn_duration.observe(began.elapsed().as_secs_f64());
