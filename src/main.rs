@@ -72,6 +72,16 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         resources: usize,
     },
+    /// Time one drift-repair pass over N converged resources (Heat calls, etcd round trips) next
+    /// to the bare paged stack list and etcd list it is made of.
+    BenchDrift {
+        /// How many converged load balancers (and stacks, 1% of them gone, 1% failed).
+        #[arg(long, default_value_t = 10_000)]
+        stacks: usize,
+        /// The pass's repair cap (as `run --drift-repairs-per-pass`).
+        #[arg(long, default_value_t = worker::drift::DEFAULT_MAX_REPAIRS)]
+        max_repairs: usize,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo {
         /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
@@ -698,6 +708,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchResync { resources } => {
             tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::resync(resources))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchDrift { stacks, max_repairs } => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::drift(stacks, max_repairs, &schema))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { json, kubernetes, log_file, .. } => {

@@ -1,12 +1,14 @@
 //! Benchmarks: commands that print figures, never timed tests. Each compares what it measures
 //! with the ceiling of the real part underneath (etcd, the SNMP agent, the kube-apiserver), measured in the same run.
 
+mod drift;
 pub mod mirror;
 mod monitor;
 mod planner;
 mod resync;
 mod status;
 
+pub use drift::drift;
 pub use mirror::mirror;
 pub use monitor::monitor;
 pub use planner::planner;
