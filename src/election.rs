@@ -1,6 +1,6 @@
-//! How an elected role runs, the same for each of them (planner, monitor prober, mirror): campaign
-//! on its etcd key, lead until the lease is lost or leading fails, give the lead up, campaign
-//! again — until shutdown. The leader gauge and the role's health follow along.
+//! How an elected role runs, the same for each of them (planner, monitor prober, mirror, drift
+//! repair): campaign on its etcd key, lead until the lease is lost or leading fails, give the
+//! lead up, campaign again — until shutdown. The leader gauge and the role's health follow along.
 
 use crate::shutdown::shut_down;
 use crate::store::{Leadership, Store, campaign};

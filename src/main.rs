@@ -84,6 +84,16 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Time one drift-repair pass over N converged resources (Heat calls, etcd round trips) next
+    /// to the bare paged stack list and etcd list it is made of.
+    BenchDrift {
+        /// How many converged load balancers (and stacks, 1% of them gone, 1% failed).
+        #[arg(long, default_value_t = 10_000)]
+        stacks: usize,
+        /// The pass's repair cap (as `run --drift-repairs-per-pass`).
+        #[arg(long, default_value_t = worker::drift::DEFAULT_MAX_REPAIRS)]
+        max_repairs: usize,
+    },
     /// Show the flagship load-balancer flow on a local etcd and a local standalone Heat.
     Demo {
         /// Print every record seen as one JSON line `{"key": ..., "value": ...}`.
@@ -326,7 +336,7 @@ struct RunArgs {
     /// This process's id in leader election (default: a random one).
     #[arg(long)]
     id: Option<String>,
-    /// TTL of the planner's (and the monitor's) leader lease, in seconds: a standby takes over
+    /// TTL of the planner's (and the monitor's, the mirror's, drift repair's) leader lease, in seconds: a standby takes over
     /// at most about this long (plus etcd's 0.5 s expiry check) after the leader dies.
     #[arg(long, default_value_t = 15)]
     leader_ttl: u64,
@@ -334,13 +344,17 @@ struct RunArgs {
     /// this long after.
     #[arg(long, default_value_t = 60)]
     worker_lease_ttl: u64,
-    /// How often, in seconds, the planner reconciles everything again and the worker looks for
-    /// stacks that vanished or failed behind its back.
+    /// How often, in seconds, the planner reconciles everything again and one worker (elected)
+    /// looks for stacks that vanished or failed behind its back.
     #[arg(long, default_value_t = 60)]
     resync_interval: u64,
     /// Do not re-apply resources whose Heat stack vanished or failed outside the controller.
     #[arg(long)]
     no_drift_repair: bool,
+    /// At most this many drifted resources are queued again per resync interval; the rest wait
+    /// for the next intervals (a Heat that lost every stack is re-applied a slice at a time).
+    #[arg(long, default_value_t = worker::drift::DEFAULT_MAX_REPAIRS)]
+    drift_repairs_per_pass: usize,
     #[command(flatten)]
     monitor: MonitorArgs,
     #[command(flatten)]
@@ -511,12 +525,13 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
             ..Default::default()
         };
         if !args.no_drift_repair {
-            let interval = std::time::Duration::from_secs(args.resync_interval.max(1));
-            let drift = worker::drift::run(store.clone(), schema.clone(), heat.clone(), interval, shutdown.clone());
-            tasks.spawn(async move {
-                drift.await;
-                Ok(())
-            });
+            let mut options =
+                worker::drift::DriftOptions::new(args.id.clone().unwrap_or_else(heat_reconciler::ids::random_id));
+            options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
+            options.interval = std::time::Duration::from_secs(args.resync_interval.max(1));
+            options.max_repairs = args.drift_repairs_per_pass;
+            let (store, schema, heat, shutdown) = (store.clone(), schema.clone(), heat.clone(), shutdown.clone());
+            tasks.spawn(async move { worker::drift::run(store, schema, heat, options, shutdown).await });
         }
         let reach = heat.clone();
         checks.add("heat", move || {
@@ -709,6 +724,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchE2e { stacks, concurrency } => {
             tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::e2e(stacks, concurrency))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchDrift { stacks, max_repairs } => {
+            let schema = load_schema(cli.schema_dir.as_ref())?;
+            tokio::runtime::Runtime::new()?.block_on(heat_reconciler::bench::drift(stacks, max_repairs, &schema))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { json, kubernetes, log_file, .. } => {

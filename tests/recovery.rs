@@ -8,7 +8,8 @@ use heat_reconciler::heat::{Endpoint, HeatClient};
 use heat_reconciler::planner::PlannerOptions;
 use heat_reconciler::protocol::JobQueue;
 use heat_reconciler::schema::Schema;
-use heat_reconciler::store::{Lease, Txn};
+use heat_reconciler::store::{Lease, Txn, campaign};
+use heat_reconciler::worker::drift;
 use std::time::Duration;
 use support::*;
 
@@ -117,11 +118,9 @@ async fn a_stack_deleted_behind_our_back_is_created_again() {
         .await;
     eventually(30, || async { h.store.list("/jobs/").await.unwrap().0.is_empty().then_some(()) }).await;
     let schema = Schema::shipped().unwrap();
-    assert_eq!(
-        heat_reconciler::worker::drift::check(&h.store, &schema, &heat).await.unwrap(),
-        0,
-        "nothing drifted yet"
-    );
+    let leadership = campaign(&h.store, drift::LEADER_KEY, "drift", Duration::from_secs(10)).await.unwrap();
+    let pass = drift::check(&h.store, &schema, &heat, &leadership, 100).await.unwrap();
+    assert!(pass.checked >= 1 && pass.drifted == 0, "nothing drifted yet: {pass:?}");
 
     // Someone deletes the stack in Heat directly.
     let name = format!("network_{id}");
@@ -129,7 +128,8 @@ async fn a_stack_deleted_behind_our_back_is_created_again() {
     heat.delete(TENANT, &stack).await.unwrap();
     eventually(30, || async { heat.find(TENANT, &name).await.unwrap().is_none().then_some(()) }).await;
 
-    assert_eq!(heat_reconciler::worker::drift::check(&h.store, &schema, &heat).await.unwrap(), 1);
+    let pass = drift::check(&h.store, &schema, &heat, &leadership, 100).await.unwrap();
+    assert_eq!((pass.drifted, pass.repaired), (1, 1), "{pass:?}");
     eventually(60, || async { heat.find(TENANT, &name).await.unwrap() }).await;
     let state = eventually(60, || async {
         let state = h.state("networks", &id).await?;

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "/v2.0/load_balancers";
-const TENANT: &str = "fe3a4a1a72c04479bb6c19c2c0ccba4c";
+pub(super) const TENANT: &str = "fe3a4a1a72c04479bb6c19c2c0ccba4c";
 /// How long the ceiling is measured, and at most how many writes.
 const CEILING_TIME: Duration = Duration::from_secs(5);
 const CEILING_WRITES: usize = 500;

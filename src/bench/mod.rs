@@ -1,6 +1,7 @@
 //! Benchmarks: commands that print figures, never timed tests. Each compares what it measures
 //! with the ceiling of the real part underneath (etcd, the SNMP agent, the kube-apiserver), measured in the same run.
 
+mod drift;
 mod e2e;
 pub mod mirror;
 mod monitor;
@@ -8,6 +9,7 @@ mod planner;
 mod resync;
 mod status;
 
+pub use drift::drift;
 pub use e2e::e2e;
 pub use mirror::mirror;
 pub use monitor::monitor;

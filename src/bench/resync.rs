@@ -81,7 +81,7 @@ pub async fn resync(resources: usize) -> anyhow::Result<()> {
 }
 
 /// Writes every resource's five records, `PER_TXN` resources per transaction.
-async fn load(store: &Store, resources: usize) -> anyhow::Result<()> {
+pub(super) async fn load(store: &Store, resources: usize) -> anyhow::Result<()> {
     let chunks: Vec<Vec<usize>> = (0..resources).collect::<Vec<_>>().chunks(PER_TXN).map(<[usize]>::to_vec).collect();
     stream::iter(chunks)
         .map(|chunk| async move {

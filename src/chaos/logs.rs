@@ -28,7 +28,10 @@ pub(super) fn read_logs(paths: &[PathBuf]) -> LogFigures {
                     *figures.heat_calls.entry(stack).or_default() += 1;
                 }
             }
-            figures.elections += usize::from(line.contains("elected leader"));
+            // The planner's elections: drift repair is elected in the same processes.
+            figures.elections += usize::from(
+                line.contains("elected leader") && line.contains(crate::protocol::keys::JOB_MANAGER_ID_KEY),
+            );
             figures.requeued += usize::from(line.contains("job lost its worker; queued again"));
             figures.resent += usize::from(line.contains("RESENT:"));
             figures.lost_claims += usize::from(line.contains("lost the claim"));

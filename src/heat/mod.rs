@@ -9,6 +9,8 @@ use crate::telemetry::metrics::{HeatCallLabels, HeatErrorLabels};
 use keystone::Keystone;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How requests are authenticated and where Heat is.
@@ -198,10 +200,32 @@ pub fn standalone_base(url: &str) -> Result<String, HeatError> {
     Ok(base.as_str().trim_end_matches('/').to_owned())
 }
 
+/// Stacks per page of a stack list: Heat answers as many as asked, and 500 keeps one answer
+/// (about 650 bytes a stack) well under a megabyte.
+pub const LIST_PAGE: usize = 500;
+
 #[derive(Clone)]
 pub struct HeatClient {
     http: reqwest::Client,
     endpoint: Endpoint,
+    calls: Arc<CallCounter>,
+}
+
+/// How many requests a client and its clones have sent to Heat, for tests and benchmarks that
+/// count what a piece of work costs. (The `heat_call_duration_seconds` metric is process-wide
+/// and knows only the HTTP method, which does not tell a stack list from a stack show.)
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeatCalls {
+    /// Every request sent, a list page included.
+    pub total: u64,
+    /// Pages of a stack list (`GET /stacks`, [`HeatClient::list`]).
+    pub stack_lists: u64,
+}
+
+#[derive(Debug, Default)]
+struct CallCounter {
+    total: AtomicU64,
+    stack_lists: AtomicU64,
 }
 
 impl HeatClient {
@@ -214,7 +238,15 @@ impl HeatClient {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(transport)?;
-        Ok(HeatClient { http, endpoint })
+        Ok(HeatClient { http, endpoint, calls: Arc::default() })
+    }
+
+    /// The requests this client and its clones have sent so far.
+    pub fn calls(&self) -> HeatCalls {
+        HeatCalls {
+            total: self.calls.total.load(Ordering::Relaxed),
+            stack_lists: self.calls.stack_lists.load(Ordering::Relaxed),
+        }
     }
 
     /// `<endpoint>/v1/<tenant>` and the token to send, if any.
@@ -266,6 +298,10 @@ impl HeatClient {
         }
         if let Some(body) = body {
             request = request.json(body);
+        }
+        self.calls.total.fetch_add(1, Ordering::Relaxed);
+        if method_name == "GET" && path.split('?').next() == Some("/stacks") {
+            self.calls.stack_lists.fetch_add(1, Ordering::Relaxed);
         }
         let began = std::time::Instant::now();
         let answer = request.send().await;
@@ -428,17 +464,28 @@ impl HeatClient {
     }
 
     /// Every stack of a tenant that Heat lists (deleted ones are not), as name, id and status;
-    /// fetched in pages. The worker never lists; `chaos` uses it to count stacks per resource.
+    /// fetched in pages of [`LIST_PAGE`]. Drift repair lists each tenant once a pass; `chaos`
+    /// uses it to count stacks per resource.
     pub async fn list(&self, tenant: &str) -> Result<Vec<(StackRef, String)>, HeatError> {
-        const PAGE: usize = 500;
+        self.list_paged(tenant, || {}).await
+    }
+
+    /// [`HeatClient::list`], calling `on_page` after each page arrives (a long list is progress,
+    /// not a stuck loop).
+    pub async fn list_paged(
+        &self,
+        tenant: &str,
+        mut on_page: impl FnMut(),
+    ) -> Result<Vec<(StackRef, String)>, HeatError> {
         let mut stacks = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             let path = match &marker {
-                Some(marker) => format!("/stacks?limit={PAGE}&marker={marker}"),
-                None => format!("/stacks?limit={PAGE}"),
+                Some(marker) => format!("/stacks?limit={LIST_PAGE}&marker={marker}"),
+                None => format!("/stacks?limit={LIST_PAGE}"),
             };
             let listed: Value = self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
+            on_page();
             let page = listed["stacks"]
                 .as_array()
                 .ok_or_else(|| HeatError::Protocol(format!("stack list without `stacks`: {listed}")))?;
@@ -447,7 +494,7 @@ impl HeatClient {
                 stacks.push((StackRef { name: field("stack_name"), id: field("id") }, field("stack_status")));
             }
             match stacks.last() {
-                Some((last, _)) if page.len() == PAGE => marker = Some(last.id.clone()),
+                Some((last, _)) if page.len() == LIST_PAGE => marker = Some(last.id.clone()),
                 _ => return Ok(stacks),
             }
         }

@@ -113,6 +113,38 @@ impl LocalHeat {
         }
     }
 
+    /// Adds stacks straight into its database, each a copy of the stack `model` under another
+    /// name, `CREATE_COMPLETE` or (`failed`) `CREATE_FAILED` (`heat/seed-stacks.py`): Heat lists
+    /// them like any other. Creating them through the API takes about 1/6 s each on 2 CPUs.
+    pub async fn seed_stacks(&self, model: &str, stacks: &[(String, bool)]) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let db = self.state_dir().join("heat.sqlite");
+        let mut child = tokio::process::Command::new(heat_home().join("venv/bin/python"))
+            .arg(scripts_dir().join("seed-stacks.py"))
+            .arg("--db")
+            .arg(&db)
+            .args(["--model", model])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("running heat/seed-stacks.py")?;
+        let lines: String = stacks
+            .iter()
+            .map(|(name, failed)| format!("{name} {}\n", if *failed { "FAILED" } else { "COMPLETE" }))
+            .collect();
+        let mut stdin = child.stdin.take().context("seed-stacks.py's stdin")?;
+        stdin.write_all(lines.as_bytes()).await?;
+        drop(stdin);
+        let output = child.wait_with_output().await?;
+        anyhow::ensure!(
+            output.status.success(),
+            "heat/seed-stacks.py failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
     /// `heat/<script> --port P [--state-dir D]`.
     fn script(&self, name: &str) -> Command {
         let mut command = Command::new("bash");

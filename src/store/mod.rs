@@ -10,6 +10,8 @@ pub use txn::Txn;
 pub use watcher::{WatchEvent, watch_listing, watch_prefix};
 
 use etcd_client::{Client, GetOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many keys one list request fetches.
 const PAGE_SIZE: i64 = 1000;
@@ -57,6 +59,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// Requests sent through the calls below, this handle's and its clones' (see
+    /// [`Store::round_trips`]).
+    round_trips: Arc<AtomicU64>,
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -74,15 +79,12 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
 
 /// Runs an etcd call again while it fails before reaching any member (a stopped member of a
 /// cluster refuses the connection; the client then picks another). A call that may have reached
-/// etcd is never repeated here: its caller decides. Counts the request, by `kind`, in
-/// `etcd_requests` (the round trips a job costs are read from it).
-async fn unsent_retried<T, F, Fut>(kind: &'static str, mut call: F) -> Result<T, etcd_client::Error>
+/// etcd is never repeated here: its caller decides.
+async fn unsent_retried<T, F, Fut>(mut call: F) -> Result<T, etcd_client::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
-    let labels = crate::telemetry::metrics::EtcdRequestLabels { kind: kind.to_owned() };
-    crate::telemetry::metrics().etcd_requests.get_or_create(&labels).inc();
     let mut delay = std::time::Duration::from_millis(20);
     for _ in 0..8 {
         match call().await {
@@ -137,7 +139,22 @@ impl Store {
         if let Some((user, password)) = &access.user {
             options = options.with_user(user, password);
         }
-        Ok(Store { client: Client::connect(endpoints, Some(options)).await? })
+        Ok(Store { client: Client::connect(endpoints, Some(options)).await?, round_trips: Arc::default() })
+    }
+
+    /// How many requests this handle and its clones have sent through [`Store`]'s own calls:
+    /// each get, page of a list, put, delete and transaction is one (watches, leases and
+    /// elections are not counted). Benchmarks and tests count what a piece of work costs by it.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request of `kind` (`range`: a get or a list page, `put`, `delete`, `txn`) on this
+    /// handle and in the process's `etcd_requests` metric (an operator's view of the load).
+    fn count_round_trip(&self, kind: &'static str) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let labels = crate::telemetry::metrics::EtcdRequestLabels { kind: kind.to_owned() };
+        crate::telemetry::metrics().etcd_requests.get_or_create(&labels).inc();
     }
 
     pub(crate) fn client(&self) -> Client {
@@ -145,7 +162,8 @@ impl Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let response = unsent_retried("range", || async { self.client.clone().get(key, None).await }).await?;
+        self.count_round_trip("range");
+        let response = unsent_retried(|| async { self.client.clone().get(key, None).await }).await?;
         response.kvs().first().map(KeyValue::from_etcd).transpose()
     }
 
@@ -178,8 +196,9 @@ impl Store {
                 // Later pages read the revision of the first, so the list is one consistent cut.
                 options = options.with_revision(revision);
             }
+            self.count_round_trip("range");
             let response =
-                unsent_retried("range", || async { client.clone().get(start.clone(), Some(options.clone())).await })
+                unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await })
                     .await?;
             if revision == 0 {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
@@ -200,14 +219,15 @@ impl Store {
     /// Puts one key; returns the revision it was written at.
     pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, StoreError> {
         let value = value.into();
-        let response =
-            unsent_retried("put", || async { self.client.clone().put(key, value.clone(), None).await }).await?;
+        self.count_round_trip("put");
+        let response = unsent_retried(|| async { self.client.clone().put(key, value.clone(), None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Deletes one key; returns the revision after the delete.
     pub async fn delete(&self, key: &str) -> Result<i64, StoreError> {
-        let response = unsent_retried("delete", || async { self.client.clone().delete(key, None).await }).await?;
+        self.count_round_trip("delete");
+        let response = unsent_retried(|| async { self.client.clone().delete(key, None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
@@ -256,15 +276,17 @@ impl Store {
 
     async fn run(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StoreError> {
         let txn = txn.into_etcd();
+        self.count_round_trip("txn");
         let began = std::time::Instant::now();
-        let response = unsent_retried("txn", || async { self.client.clone().txn(txn.clone()).await }).await?;
+        let response = unsent_retried(|| async { self.client.clone().txn(txn.clone()).await }).await?;
         crate::telemetry::metrics().etcd_txn_duration.observe(began.elapsed().as_secs_f64());
         Ok(response)
     }
 
     /// The current revision of the store.
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        let response = unsent_retried("range", || async {
+        self.count_round_trip("range");
+        let response = unsent_retried(|| async {
             self.client.clone().get("\0", Some(GetOptions::new().with_count_only())).await
         })
         .await?;
