@@ -250,6 +250,7 @@ impl Controller {
             landed.entry(id).or_insert(seen);
         }
         let time = began.elapsed();
+        self.keep_timeline(version, &written, &landed)?;
         // The round trips of a job end with the planner's removal of its records.
         while !store.list("/jobs/all/").await?.0.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -278,6 +279,30 @@ impl Controller {
             overheads_ms,
             round_trips: (after.etcd_requests - before.etcd_requests) / stacks as f64,
         })
+    }
+
+    /// With `BENCH_KEEP` set, each resource's config write and `/state` as wall-clock seconds
+    /// (`timeline.jsonl` beside the controller's log, whose timestamps they can be read against).
+    fn keep_timeline(
+        &self,
+        version: u64,
+        written: &HashMap<String, Instant>,
+        landed: &HashMap<String, Instant>,
+    ) -> anyhow::Result<()> {
+        if std::env::var_os("BENCH_KEEP").is_none() {
+            return Ok(());
+        }
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?);
+        let at = |t: &Instant| (wall - now.duration_since(*t)).as_secs_f64();
+        let mut lines = String::new();
+        for (id, write) in written {
+            let state = landed.get(id).map(at);
+            lines += &format!("{}\n", json!({"id": id, "version": version, "written": at(write), "state": state}));
+        }
+        let path = self.log.with_file_name("timeline.jsonl");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        std::io::Write::write_all(&mut file, lines.as_bytes())?;
+        Ok(())
     }
 
     /// The controller's etcd requests and Heat calls so far, from its `/metrics`.

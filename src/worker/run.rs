@@ -16,7 +16,7 @@ use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_listing};
 use crate::telemetry::metrics::{FinishedLabels, JobLabels};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -52,6 +52,7 @@ pub async fn run(
         Arc::new(Context { store: store.clone(), schema, heat, options: options.clone(), pace: Pace::default() });
     let slots = Arc::new(Semaphore::new(options.slots.max(1)));
     let (done_tx, mut done) = mpsc::channel::<()>(options.slots.max(1));
+    let mut jobs = tokio::task::JoinSet::new();
     let mut heartbeat = crate::telemetry::health().register("worker");
     'lease: loop {
         heartbeat.not_ready("getting a worker lease");
@@ -86,23 +87,20 @@ pub async fn run(
                     continue 'lease;
                 }
                 _ = crate::shutdown::shut_down(&mut shutdown) => {
-                    // Waiting for every slot means every running job has finished.
-                    let _ = slots.acquire_many(options.slots.max(1) as u32).await;
+                    // Every claimed job runs to its finished marker first.
+                    while jobs.join_next().await.is_some() {}
                     return Ok(());
                 }
             }
+            while jobs.try_join_next().is_some() {}
             while !queue.ready.is_empty() {
                 let Ok(permit) = slots.clone().try_acquire_owned() else { break };
                 let Some(job_id) = queue.ready.pop_first() else { break };
                 match claim(&store, &context.schema, &job_id, lease.id(), queue.record(&job_id)).await {
                     Ok(Some(claim)) => {
                         let context = context.clone();
-                        let done = done_tx.clone();
-                        tokio::spawn(async move {
-                            context.run_to_end(&job_id, claim).await;
-                            drop(permit);
-                            let _ = done.send(()).await;
-                        });
+                        let slot = Slot { permit: Some(permit), done: done_tx.clone() };
+                        jobs.spawn(async move { context.run_to_end(&job_id, claim, slot).await });
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(job = %job_id, error = %e, "claim failed"),
@@ -131,6 +129,48 @@ enum JobError {
     Encode(#[from] serde_json::Error),
 }
 
+/// Whether to try a step of job `job_id` again after `error` (logged) at `attempt`: not once the
+/// claim is lost (another worker has the job), nor after ten attempts (the claim expires and the
+/// job runs again).
+fn again(job_id: &str, error: &JobError, attempt: u32, next: &str) -> bool {
+    match error {
+        JobError::LostClaim(when) => {
+            tracing::warn!(job = %job_id, when, "claim lost; another worker will run the job");
+            false
+        }
+        e if attempt >= 10 => {
+            tracing::error!(job = %job_id, error = %e, "job interrupted; it runs again once the claim expires");
+            false
+        }
+        e => {
+            tracing::warn!(job = %job_id, error = %e, attempt, "job interrupted; {next}");
+            true
+        }
+    }
+}
+
+/// A worker slot held by a running job; freed (and the worker loop woken to claim the next job)
+/// by [`Slot::free`] or when dropped.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    done: mpsc::Sender<()>,
+}
+
+impl Slot {
+    fn free(&mut self) {
+        if self.permit.take().is_some() {
+            // One wake-up is enough to claim for every free slot; a full channel has one.
+            let _ = self.done.try_send(());
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
 struct Context {
     store: Store,
     schema: Schema,
@@ -141,33 +181,49 @@ struct Context {
 }
 
 impl Context {
-    /// Runs a claimed job until it is reported or the claim is lost. A failure to reach etcd
-    /// mid-job is retried: every step is safe to repeat.
-    async fn run_to_end(&self, job_id: &str, claim: Claim) {
+    /// Runs a claimed job until it is reported and marked finished, or the claim is lost. A
+    /// failure to reach etcd mid-job is retried: every step is safe to repeat. The slot is freed
+    /// once the results are written: the finished marker need not hold up the next claim, and a
+    /// failure to write it is retried alone, without running the job against Heat again.
+    async fn run_to_end(&self, job_id: &str, claim: Claim, mut slot: Slot) {
         let mut backoff = crate::store::watcher::Backoff::default();
         let mut first = claim.first;
-        for attempt in 1.. {
+        let mut attempt = 0;
+        let finish = loop {
+            attempt += 1;
             match self.process(job_id, &claim.reservation, first.take()).await {
-                Ok(()) => return,
-                Err(JobError::LostClaim(_)) => {
-                    tracing::warn!(job = %job_id, "claim lost; another worker will run the job");
+                Ok(Some(finish)) => break finish,
+                Ok(None) => return,
+                Err(e) if again(job_id, &e, attempt, "running it again") => backoff.wait().await,
+                Err(_) => return,
+            }
+        };
+        slot.free();
+        attempt = 0;
+        loop {
+            attempt += 1;
+            match self.store.commit(finish.clone()).await.map_err(JobError::from) {
+                Ok(Some(_)) => return,
+                Ok(None) => {
+                    again(job_id, &JobError::LostClaim("before marking the job finished"), attempt, "");
                     return;
                 }
-                Err(e) if attempt >= 10 => {
-                    tracing::error!(job = %job_id, error = %e, "job interrupted; it runs again once the claim expires");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(job = %job_id, error = %e, attempt, "job interrupted; running it again");
-                    backoff.wait().await;
-                }
+                Err(e) if again(job_id, &e, attempt, "marking it finished again") => backoff.wait().await,
+                Err(_) => return,
             }
         }
     }
 
     /// Runs the job once: from what its claim read and wrote (`claimed`, on its first run),
     /// else reading everything again (every step is safe to repeat).
-    async fn process(&self, job_id: &str, reservation: &str, claimed: Option<Claimed>) -> Result<(), JobError> {
+    /// Returns the transaction that marks the job finished, to commit once the results are
+    /// written; `None` when there is nothing more to do.
+    async fn process(
+        &self,
+        job_id: &str,
+        reservation: &str,
+        claimed: Option<Claimed>,
+    ) -> Result<Option<Txn>, JobError> {
         let working = JobQueue::Working.key(job_id);
         let (record, started, needs) = match claimed {
             Some(c) => (c.record, c.started.map(|key| (key, c.revision)), c.needs),
@@ -181,7 +237,7 @@ impl Context {
                 release = release.nested(Txn::new().if_mod_revision(key, *revision).delete(key));
             }
             self.store.commit_nested(release).await?;
-            return Ok(());
+            return Ok(None);
         };
         let Record::Job(record) = Record::from_etcd(&kv.key, &kv.value)? else {
             return Err(JobError::NotAJob(kv.key));
@@ -225,7 +281,7 @@ impl Context {
             Some(reason) => tracing::warn!(job = %job_id, %reason, heat_ms, "job failed"),
         }
         let result = if outcome.failure.is_none() { "success" } else { "failure" };
-        self.report(&job, reservation, &job_state_key, outcome).await?;
+        let finish = self.report(&job, reservation, &job_state_key, outcome).await?;
         let (r#type, action) = (spec.resource_type.clone(), spec.action.as_str().to_owned());
         let metrics = crate::telemetry::metrics();
         metrics
@@ -233,18 +289,19 @@ impl Context {
             .get_or_create(&JobLabels { r#type: r#type.clone(), action: action.clone() })
             .observe(began.elapsed().as_secs_f64());
         metrics.jobs_finished.get_or_create(&FinishedLabels { r#type, action, result: result.to_owned() }).inc();
-        Ok(())
+        Ok(Some(finish))
     }
 
-    /// Writes heat_stacks → job_state → state in one transaction, then the finished marker with
-    /// the removal of the working claim and the job state — each only while the claim is ours.
+    /// Writes heat_stacks → job_state → state in one transaction while the claim is ours; returns
+    /// the next one: the finished marker with the removal of the working claim and the job state,
+    /// also only while the claim is ours.
     async fn report(
         &self,
         job: &Job,
         reservation: &str,
         job_state_key: &str,
         outcome: Outcome,
-    ) -> Result<(), JobError> {
+    ) -> Result<Txn, JobError> {
         let spec = &job.spec;
         let types = &self.schema.resource_types;
         let working = JobQueue::Working.key(&job.id);
@@ -260,14 +317,10 @@ impl Context {
             return Err(JobError::LostClaim("before reporting"));
         }
         let marker = outcome.failure.unwrap_or_default();
-        let finish = Txn::new()
+        Ok(Txn::new()
             .if_value(&working, reservation)
             .put(&JobQueue::Finished.key(&job.id), marker)
             .delete(&working)
-            .delete(job_state_key);
-        if self.store.commit(finish).await?.is_none() {
-            return Err(JobError::LostClaim("before marking the job finished"));
-        }
-        Ok(())
+            .delete(job_state_key))
     }
 }
