@@ -322,7 +322,7 @@ impl<'l> Planner<'l> {
         tracing::info!(resource = ?resource, version = config.version, attempt = self.retries.attempts(resource), "retrying after a failed job");
         let previous = snapshot.as_ref().map(|(s, _)| s.body.clone());
         let revision = snapshot.as_ref().map_or(0, |(_, rev)| *rev);
-        self.plan(resource, &config, action, previous.as_ref(), revision).await
+        self.plan(resource, &config, action, previous.as_deref(), revision).await
     }
 
     /// Schedules the retry of a failed resource and notes when it will run (for `status` and
@@ -514,7 +514,7 @@ impl<'l> Planner<'l> {
             reactions::Gone::Deprovision { config, snapshot_revision } => {
                 tracing::warn!(resource = ?resource, "config deleted without marked_for_deletion; deleting its stack");
                 // The body must be in the index for its params to evaluate, as it was before.
-                let body = config.body().clone();
+                let body = config.shared_body().clone();
                 self.view.index.insert(&resource.0, &resource.1, body.clone());
                 let planned = self.plan(resource, &config, Action::LogicalDelete, Some(&body), snapshot_revision).await;
                 self.view.index.remove(&resource.0, &resource.1);

@@ -4,6 +4,7 @@
 
 use super::live::LiveJobs;
 use crate::mapping::{ResourceIndex, TemplateSet};
+use crate::protocol::config::identical;
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
 use crate::protocol::{Action, ConfigRecord, Job, JobQueue, Record, ResourceKey, ResourceRoot, WorkerSnapshot};
 use crate::schema::Schema;
@@ -48,6 +49,8 @@ pub struct View {
     /// The latest body of every resource, for mapping evaluation.
     pub index: ResourceIndex,
     pub templates: TemplateSet,
+    /// The snapshot of each resource. A converged resource's snapshot holds the body of its config
+    /// record itself, not a copy: a large estate's bodies are most of the planner's memory.
     pub snapshots: HashMap<ResourceId, (WorkerSnapshot, i64)>,
     pub live: LiveJobs,
     pub waiting: HashSet<String>,
@@ -150,12 +153,17 @@ impl View {
                 let decoded = Record::from_etcd(&kv.key, &kv.value);
                 match decoded {
                     Ok(Record::HeatTemplate(config, template)) => {
-                        self.index.insert(&resource.0, &resource.1, config.body().clone());
+                        self.index.insert(&resource.0, &resource.1, config.shared_body().clone());
                         self.templates.insert(*template);
                         None
                     }
-                    Ok(Record::Config(config)) => {
-                        self.index.insert(&resource.0, &resource.1, config.body().clone());
+                    Ok(Record::Config(mut config)) => {
+                        if let Some((snapshot, _)) = self.snapshots.get(&resource)
+                            && identical(&snapshot.body, config.body())
+                        {
+                            config.body.0 = snapshot.body.clone();
+                        }
+                        self.index.insert(&resource.0, &resource.1, config.shared_body().clone());
                         self.configs.insert(resource.clone(), (Ok(config), kv.mod_revision));
                         Some(Change::Config(resource))
                     }
@@ -173,7 +181,12 @@ impl View {
             }
             ResourceRoot::Snapshot => {
                 match Record::from_etcd(&kv.key, &kv.value) {
-                    Ok(Record::Snapshot(snapshot)) => {
+                    Ok(Record::Snapshot(mut snapshot)) => {
+                        if let Some((Ok(config), _)) = self.configs.get(&resource)
+                            && identical(config.body(), &snapshot.body)
+                        {
+                            snapshot.body = config.shared_body().clone();
+                        }
                         self.snapshots.insert(resource, (snapshot, kv.mod_revision));
                     }
                     other => tracing::error!(key = %kv.key, error = ?other.err(), "unreadable snapshot; ignored"),
@@ -324,5 +337,71 @@ impl View {
     /// The live job of a resource, if any.
     pub fn live_job_of(&self, resource: &ResourceId) -> Option<&Job> {
         self.live.of_resource(&resource.0, &resource.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn put(view: &mut View, schema: &Schema, root: ResourceRoot, record: &impl serde::Serialize, revision: i64) {
+        let key = schema.resource_types.key(root, "network", "n1").unwrap();
+        let value = serde_json::to_vec(record).unwrap();
+        view.put(schema, KeyValue { key, value, mod_revision: revision, create_revision: revision, lease: 0 });
+    }
+
+    fn body(value: Value) -> crate::protocol::Body {
+        value.as_object().unwrap().clone()
+    }
+
+    fn network() -> ResourceId {
+        ("network".into(), "n1".into())
+    }
+
+    /// Whether the view holds the config's body once, for the config, the index and the snapshot.
+    fn held_once(view: &View) -> bool {
+        let Some((Ok(config), _)) = view.configs.get(&network()) else { panic!("no config") };
+        let (snapshot, _) = &view.snapshots[&network()];
+        std::ptr::eq(view.index.get("network", "n1").unwrap(), config.body())
+            && std::sync::Arc::ptr_eq(config.shared_body(), &snapshot.body)
+    }
+
+    #[test]
+    fn a_snapshot_of_the_current_config_shares_its_body_in_either_order() {
+        let schema = Schema::shipped().unwrap();
+        let config = ConfigRecord::new(body(json!({"id": "n1", "name": "a", "tenant_id": "t"})), 1, false);
+        let snapshot = WorkerSnapshot {
+            body: body(json!({"id": "n1", "name": "a", "tenant_id": "t"})).into(),
+            deleted: false,
+            version: 1,
+        };
+        for config_first in [true, false] {
+            let mut view = View::default();
+            let order = if config_first { [1, 2] } else { [2, 1] };
+            put(&mut view, &schema, ResourceRoot::Config, &config, order[0]);
+            put(&mut view, &schema, ResourceRoot::Snapshot, &snapshot, order[1]);
+            assert!(held_once(&view), "config first: {config_first}");
+            assert_eq!(view.configs[&network()].0.as_ref().unwrap(), &config);
+            assert_eq!(view.snapshots[&network()].0, snapshot);
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_another_body_keeps_its_own() {
+        let schema = Schema::shipped().unwrap();
+        let config = ConfigRecord::new(body(json!({"id": "n1", "name": "a", "tenant_id": "t"})), 2, false);
+        let older = json!({"id": "n1", "name": "old", "tenant_id": "t"});
+        // The same keys and values in another order are not the same body either.
+        let reordered = json!({"name": "a", "id": "n1", "tenant_id": "t"});
+        for other in [older, reordered] {
+            let mut view = View::default();
+            put(&mut view, &schema, ResourceRoot::Config, &config, 1);
+            let snapshot = WorkerSnapshot { body: body(other.clone()).into(), deleted: false, version: 1 };
+            put(&mut view, &schema, ResourceRoot::Snapshot, &snapshot, 2);
+            assert!(!held_once(&view));
+            let held = &view.snapshots[&network()].0;
+            assert_eq!(serde_json::to_value(held).unwrap()["body"], other);
+        }
     }
 }
