@@ -22,7 +22,7 @@ use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
 use crate::protocol::{Action, Body, Job, JobQueue, ResourceRoot, StateRecord};
 use crate::schema::Schema;
 use crate::secrets::{MASK, Secrets, is_secret_key};
-use crate::store::{Store, WatchEvent};
+use crate::store::Store;
 use crate::worker::execute::StackJob;
 use crate::worker::prepare::{prepare, secret_documents};
 use anyhow::Context as _;
@@ -340,8 +340,7 @@ pub async fn dry_run(
     );
     let config_key = schema.resource_types.key(ResourceRoot::Config, resource_type, id)?;
     let (items, revision) = store.list("/").await.context("reading etcd")?;
-    let mut view = View::default();
-    view.apply(schema, WatchEvent::Listed { items, revision });
+    let mut view = View::listed(schema, items);
     let resource: ResourceId = (resource_type.to_owned(), id.to_owned());
 
     // Secrets of what the planner knows: the config's body and the last processed one.

@@ -8,7 +8,7 @@ use crate::protocol::config::identical;
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
 use crate::protocol::{Action, ConfigRecord, Job, JobQueue, Record, ResourceKey, ResourceRoot, WorkerSnapshot};
 use crate::schema::Schema;
-use crate::store::{KeyValue, WatchEvent};
+use crate::store::{KeyValue, Listing, WatchEvent};
 use std::collections::{HashMap, HashSet};
 
 /// `(resource_type, resource_id)`.
@@ -32,6 +32,35 @@ pub enum Change {
     JobGone(String),
     /// A job's `/jobs/working` claim went away (finished, or its worker's lease expired).
     ClaimGone(String),
+}
+
+/// A view built from a full list as etcd returns it, page by page ([`Listing`]): each page is
+/// decoded at once and its raw records dropped, so a large list's bytes are never all held. The
+/// order of the records does not matter: a list holds each key once, and the reaction to a list
+/// takes the configs in the order Gohan wrote them (by revision) itself.
+pub struct ListedView {
+    schema: Schema,
+    view: View,
+}
+
+impl ListedView {
+    pub fn new(schema: Schema) -> Self {
+        ListedView { schema, view: View::default() }
+    }
+}
+
+impl Listing for ListedView {
+    type Listed = View;
+
+    fn page(&mut self, items: Vec<KeyValue>) {
+        for kv in items {
+            self.view.apply_put(&self.schema, kv);
+        }
+    }
+
+    fn finish(self) -> View {
+        self.view
+    }
 }
 
 /// A `/config` value that does not decode: why, and its version when that much could be read.
@@ -80,16 +109,17 @@ impl View {
         prefixes
     }
 
-    pub fn apply(&mut self, schema: &Schema, event: WatchEvent) -> Vec<Change> {
+    /// A view of listed records (the view a watch lists is built by [`ListedView`]).
+    pub fn listed(schema: &Schema, items: Vec<KeyValue>) -> View {
+        let mut listed = ListedView::new(schema.clone());
+        listed.page(items);
+        listed.finish()
+    }
+
+    pub fn apply(&mut self, schema: &Schema, event: WatchEvent<View>) -> Vec<Change> {
         match event {
-            WatchEvent::Listed { items, .. } => {
-                *self = View::default();
-                let mut sorted = items;
-                // Configs in the order Gohan wrote them, so start-up plans in that order too.
-                sorted.sort_by_key(|kv| kv.mod_revision);
-                for kv in sorted {
-                    self.apply_put(schema, kv);
-                }
+            WatchEvent::Listed { items: view, .. } => {
+                *self = view;
                 vec![Change::Relisted]
             }
             WatchEvent::Put(kv) => self.put(schema, kv).into_iter().collect(),
@@ -426,7 +456,7 @@ mod tests {
             listed(ResourceRoot::Config, serde_json::to_vec(&config).unwrap(), 7),
             listed(ResourceRoot::Snapshot, serde_json::to_vec(&snapshot).unwrap(), 5),
         ];
-        view.apply(&schema, WatchEvent::Listed { items, revision: 9 });
+        view.apply(&schema, WatchEvent::Listed { items: View::listed(&schema, items), revision: 9 });
         assert!(view.revisions.is_empty());
         assert_eq!(view.known_revision(&schema, &key(ResourceRoot::Config)), 7);
 
