@@ -183,7 +183,9 @@ impl Store {
     }
 
     /// Hands the keys under `prefix` at `revision` (0: the current one) to `page`, a page at a
-    /// time; returns the revision read.
+    /// time; returns the revision read. The next page is asked for before `page` gets this one,
+    /// so that etcd reads it while the reader decodes: a list is as long as the slower of the two,
+    /// not their sum.
     async fn list_prefix(
         &self,
         prefix: &str,
@@ -191,34 +193,50 @@ impl Store {
         page: &mut impl FnMut(Vec<KeyValue>),
     ) -> Result<i64, StoreError> {
         let end = prefix_end(prefix);
-        let client = self.client.clone();
-        let mut start = prefix.as_bytes().to_vec();
+        let mut pending = self.get_page(prefix.as_bytes().to_vec(), end.clone(), revision);
         loop {
-            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE_SIZE);
-            if revision > 0 {
-                // Later pages read the revision of the first, so the list is one consistent cut.
-                options = options.with_revision(revision);
-            }
-            let mut response =
-                unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await }).await?;
+            let mut response = match pending.await {
+                Ok(response) => response?,
+                Err(join) => std::panic::resume_unwind(join.into_panic()),
+            };
             if revision == 0 {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
             }
             let next = match (response.more(), response.kvs().last()) {
                 (true, Some(last)) => {
-                    let mut next = last.key().to_vec();
-                    next.push(0);
-                    Some(next)
+                    let mut start = last.key().to_vec();
+                    start.push(0);
+                    // Later pages read the revision of the first, so the list is one consistent cut.
+                    Some(self.get_page(start, end.clone(), revision))
                 }
                 _ => None,
             };
             let items = response.take_kvs().into_iter().map(KeyValue::from_etcd_owned).collect::<Result<_, _>>()?;
             page(items);
             match next {
-                Some(next) => start = next,
+                Some(next) => pending = next,
                 None => return Ok(revision),
             }
         }
+    }
+
+    /// Asks for one page of `start..end` at `revision` (0: the current one), as a task of its own.
+    fn get_page(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        revision: i64,
+    ) -> tokio::task::JoinHandle<Result<etcd_client::GetResponse, StoreError>> {
+        let client = self.client.clone();
+        let mut options = GetOptions::new().with_range(end).with_limit(PAGE_SIZE);
+        if revision > 0 {
+            options = options.with_revision(revision);
+        }
+        tokio::spawn(async move {
+            let response =
+                unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await }).await?;
+            Ok(response)
+        })
     }
 
     /// Puts one key; returns the revision it was written at.
