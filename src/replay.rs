@@ -399,7 +399,7 @@ fn compare(
 }
 
 fn expected_snapshot(config: &ConfigRecord) -> WorkerSnapshot {
-    WorkerSnapshot { body: config.body().clone(), deleted: config.marked_for_deletion, version: config.version }
+    WorkerSnapshot { body: config.shared_body().clone(), deleted: config.marked_for_deletion, version: config.version }
 }
 
 fn identity(job_id: &str) -> String {

@@ -49,10 +49,10 @@ impl ConfigState {
             }
             Some(value) => match Record::decode(key, value.clone())? {
                 Record::HeatTemplate(config, template) => {
-                    self.index.insert(&resource_type, &id, config.body().clone());
+                    self.index.insert(&resource_type, &id, config.shared_body().clone());
                     self.templates.insert(*template);
                 }
-                Record::Config(config) => self.index.insert(&resource_type, &id, config.body().clone()),
+                Record::Config(config) => self.index.insert(&resource_type, &id, config.shared_body().clone()),
                 other => anyhow::bail!("{key}: unexpected record {other:?}"),
             },
         }

@@ -19,10 +19,10 @@ use crate::heat::{HeatClient, HeatError, PreviewChanges, PreviewResource, Stack}
 use crate::planner::reactions::{self, Gone, Plan, Reconcile};
 use crate::planner::view::{ResourceId, View};
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
-use crate::protocol::{Action, Job, JobQueue, ResourceRoot, StateRecord};
+use crate::protocol::{Action, Body, Job, JobQueue, ResourceRoot, StateRecord};
 use crate::schema::Schema;
 use crate::secrets::{MASK, Secrets, is_secret_key};
-use crate::store::{Store, WatchEvent};
+use crate::store::Store;
 use crate::worker::execute::StackJob;
 use crate::worker::prepare::{prepare, secret_documents};
 use anyhow::Context as _;
@@ -340,8 +340,7 @@ pub async fn dry_run(
     );
     let config_key = schema.resource_types.key(ResourceRoot::Config, resource_type, id)?;
     let (items, revision) = store.list("/").await.context("reading etcd")?;
-    let mut view = View::default();
-    view.apply(schema, WatchEvent::Listed { items, revision });
+    let mut view = View::listed(schema, items);
     let resource: ResourceId = (resource_type.to_owned(), id.to_owned());
 
     // Secrets of what the planner knows: the config's body and the last processed one.
@@ -350,7 +349,7 @@ pub async fn dry_run(
         documents.push(("resource_input", Value::Object(config.body().clone())));
     }
     if let Some((snapshot, _)) = view.snapshots.get(&resource) {
-        documents.push(("resource_input", Value::Object(snapshot.body.clone())));
+        documents.push(("resource_input", Value::Object(Body::clone(&snapshot.body))));
     }
 
     let decision = decide(&mut view, schema, &resource, &config_key)?;
@@ -488,7 +487,7 @@ fn decide(view: &mut View, schema: &Schema, resource: &ResourceId, config_key: &
         Reconcile::Unreadable(error) => anyhow::bail!("{config_key}: {error} (the planner only logs it)"),
         Reconcile::Gone(Gone::Deprovision { config, snapshot_revision }) => {
             // As the planner does: the body must be in the index for its params to evaluate.
-            let body = config.body().clone();
+            let body = config.shared_body().clone();
             view.index.insert(&resource.0, &resource.1, body.clone());
             let plan = reactions::plan(
                 view,
@@ -521,7 +520,7 @@ fn decide(view: &mut View, schema: &Schema, resource: &ResourceId, config_key: &
                 (None, Some((snapshot, _))) if !snapshot.deleted => (Action::Modify, Source::Reapply),
                 (None, _) => (Action::Create, Source::Reapply),
             };
-            let previous = snapshot.map(|(s, _)| &s.body);
+            let previous = snapshot.map(|(s, _)| &*s.body);
             let revision = snapshot.map_or(0, |(_, revision)| *revision);
             (reactions::plan(view, schema, resource, config, action, previous, revision)?, source)
         }

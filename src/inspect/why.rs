@@ -13,7 +13,6 @@ use crate::protocol::keys::HEAT_TEMPLATES_PREFIX;
 use crate::protocol::{Job, JobId, JobQueue, ResourceRoot};
 use crate::schema::Schema;
 use crate::standing::{Phase, standing};
-use crate::store::WatchEvent;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 
@@ -65,8 +64,7 @@ pub async fn why(
         resource.0,
         resource.1
     );
-    let mut view = View::default();
-    view.apply(schema, WatchEvent::Listed { items: snapshot.items.clone(), revision: snapshot.revision });
+    let view = View::listed(schema, snapshot.items.clone());
     let mut explainer = Explainer { snapshot, schema, heat, view, lines: Vec::new(), seen: HashSet::new() };
     explainer.resource(resource.clone(), 0).await;
     let observed = snapshot.resources.get(resource).cloned().unwrap_or_default();

@@ -1,25 +1,26 @@
 //! The resource index: the latest decoded `/config` body of every resource, by type and id — the
-//! original's "worker db cache" that mappings read (PROTOCOL.md §4.1).
+//! original's "worker db cache" that mappings read (PROTOCOL.md §4.1). The bodies are shared with
+//! whoever else holds them (the planner's config records), not copied.
 
-use crate::protocol::Body;
+use crate::protocol::{Body, SharedBody};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, Default)]
 pub struct ResourceIndex {
-    by_type: HashMap<String, HashMap<String, Body>>,
+    by_type: HashMap<String, HashMap<String, SharedBody>>,
 }
 
 impl ResourceIndex {
     pub fn get(&self, resource_type: &str, id: &str) -> Option<&Body> {
-        self.by_type.get(resource_type)?.get(id)
+        self.by_type.get(resource_type)?.get(id).map(|body| &**body)
     }
 
-    pub fn insert(&mut self, resource_type: &str, id: &str, body: Body) {
-        self.by_type.entry(resource_type.to_owned()).or_default().insert(id.to_owned(), body);
+    pub fn insert(&mut self, resource_type: &str, id: &str, body: impl Into<SharedBody>) {
+        self.by_type.entry(resource_type.to_owned()).or_default().insert(id.to_owned(), body.into());
     }
 
-    pub fn remove(&mut self, resource_type: &str, id: &str) -> Option<Body> {
+    pub fn remove(&mut self, resource_type: &str, id: &str) -> Option<SharedBody> {
         self.by_type.get_mut(resource_type)?.remove(id)
     }
 

@@ -78,7 +78,7 @@ pub(super) mod tests {
     }
 
     fn snapshot(version: u64, deleted: bool) -> WorkerSnapshot {
-        WorkerSnapshot { body: Map::new(), deleted, version }
+        WorkerSnapshot { body: Map::new().into(), deleted, version }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use retry::Retries;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use view::{Change, ResourceId, View};
+use view::{Change, ListedView, ResourceId, View};
 use writes::Writes;
 
 /// How the planner runs.
@@ -112,12 +112,12 @@ pub struct Planner<'l> {
     diverged: bool,
     /// The watch. It is read while transactions are in flight too ([`Planner::land_one`]): a
     /// watcher that falls behind costs etcd dearly, as it replays the backlog from its disk.
-    events: mpsc::Receiver<WatchEvent>,
+    events: mpsc::Receiver<WatchEvent<View>>,
     /// What events read meanwhile changed, to react to once the current reaction is done.
     deferred: VecDeque<Change>,
     /// A full list read meanwhile: it replaces the view only once the current reaction is done,
     /// and nothing after it is read before.
-    held_list: Option<WatchEvent>,
+    held_list: Option<WatchEvent<View>>,
     /// The revision up to which every change has been read, not yet published as progress.
     synced: Option<i64>,
     /// Beaten as transactions land: a long reaction that makes progress is alive.
@@ -134,7 +134,7 @@ impl<'l> Planner<'l> {
         pulse: Pulse,
     ) -> Self {
         Planner {
-            events: watch_view(store.clone()),
+            events: watch_view(store.clone(), &schema),
             store,
             schema,
             leadership,
@@ -188,7 +188,7 @@ impl<'l> Planner<'l> {
     }
 
     /// Applies a watch event to the view; what it changed is reacted to by [`Planner::catch_up`].
-    fn take_in(&mut self, event: WatchEvent) {
+    fn take_in(&mut self, event: WatchEvent<View>) {
         // Progress is published only once a whole transaction has been seen.
         if let WatchEvent::Listed { revision, .. } | WatchEvent::Synced { revision } = &event {
             self.synced = Some(*revision);
@@ -232,7 +232,7 @@ impl<'l> Planner<'l> {
         );
         tracing::warn!("the view assumed writes that failed; listing etcd again");
         self.diverged = false;
-        self.events = watch_view(self.store.clone());
+        self.events = watch_view(self.store.clone(), &self.schema);
         self.deferred.clear();
         self.held_list = None;
         self.synced = None;
@@ -322,7 +322,7 @@ impl<'l> Planner<'l> {
         tracing::info!(resource = ?resource, version = config.version, attempt = self.retries.attempts(resource), "retrying after a failed job");
         let previous = snapshot.as_ref().map(|(s, _)| s.body.clone());
         let revision = snapshot.as_ref().map_or(0, |(_, rev)| *rev);
-        self.plan(resource, &config, action, previous.as_ref(), revision).await
+        self.plan(resource, &config, action, previous.as_deref(), revision).await
     }
 
     /// Schedules the retry of a failed resource and notes when it will run (for `status` and
@@ -514,7 +514,7 @@ impl<'l> Planner<'l> {
             reactions::Gone::Deprovision { config, snapshot_revision } => {
                 tracing::warn!(resource = ?resource, "config deleted without marked_for_deletion; deleting its stack");
                 // The body must be in the index for its params to evaluate, as it was before.
-                let body = config.body().clone();
+                let body = config.shared_body().clone();
                 self.view.index.insert(&resource.0, &resource.1, body.clone());
                 let planned = self.plan(resource, &config, Action::LogicalDelete, Some(&body), snapshot_revision).await;
                 self.view.index.remove(&resource.0, &resource.1);
@@ -591,13 +591,17 @@ impl<'l> Planner<'l> {
     }
 }
 
-/// Everything the view is made of, listed, then every change under `/`.
-fn watch_view(store: Store) -> mpsc::Receiver<WatchEvent> {
-    watch_listing(store, "/".to_owned(), View::listed_prefixes())
+/// Everything the view is made of, listed into a view page by page, then every change under `/`.
+fn watch_view(store: Store, schema: &Schema) -> mpsc::Receiver<WatchEvent<View>> {
+    let schema = schema.clone();
+    watch_listing(store, "/".to_owned(), View::listed_prefixes(), move || ListedView::new(schema.clone()))
 }
 
 /// The next watch event: a full list held back first, then what the watch brings.
-async fn next_event(held_list: &mut Option<WatchEvent>, events: &mut mpsc::Receiver<WatchEvent>) -> Option<WatchEvent> {
+async fn next_event(
+    held_list: &mut Option<WatchEvent<View>>,
+    events: &mut mpsc::Receiver<WatchEvent<View>>,
+) -> Option<WatchEvent<View>> {
     match held_list.take() {
         Some(list) => Some(list),
         None => events.recv().await,

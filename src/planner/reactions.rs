@@ -46,7 +46,11 @@ pub(crate) fn plan(
     let scope = Scope { index: &view.index, relations: &schema.relations, version: config.version };
     let mut writes = Writes::default();
     writes.require_revision(&snapshot_key, snapshot_revision);
-    let snapshot = WorkerSnapshot { body: body.clone(), deleted: config.marked_for_deletion, version: config.version };
+    let snapshot = WorkerSnapshot {
+        body: config.shared_body().clone(),
+        deleted: config.marked_for_deletion,
+        version: config.version,
+    };
     writes.put_json(snapshot_key, &snapshot)?;
     let blocked = |error: String| Ok(Plan::Blocked { action, version: config.version, error });
     let template = match select_template(&schema.template_mappings, &view.templates, scope, &resource.0, body) {
@@ -131,7 +135,7 @@ pub(crate) fn reconcile(view: &View, schema: &Schema, resource: &ResourceId) -> 
         return Ok(Reconcile::UpToDate);
     };
     let revision = snapshot.map_or(0, |(_, rev)| *rev);
-    let previous = snapshot.map(|(s, _)| &s.body);
+    let previous = snapshot.map(|(s, _)| &*s.body);
     Ok(Reconcile::Plan(plan(view, schema, resource, config, action, previous, revision)?))
 }
 
@@ -422,7 +426,8 @@ mod tests {
             let action = decide::choose_action(&config, snapshot.as_ref().map(|(s, _)| s)).unwrap();
             let previous = snapshot.as_ref().map(|(s, _)| s.body.clone());
             let revision = snapshot.as_ref().map_or(0, |(_, r)| *r);
-            let plan = plan(&self.view, &self.schema, resource, &config, action, previous.as_ref(), revision).unwrap();
+            let plan =
+                plan(&self.view, &self.schema, resource, &config, action, previous.as_deref(), revision).unwrap();
             let Plan::Write { writes, job: Some(job) } = plan else { panic!("not a job: {plan:?}") };
             self.commit(&writes);
             (writes, *job)

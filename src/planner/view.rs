@@ -4,10 +4,11 @@
 
 use super::live::LiveJobs;
 use crate::mapping::{ResourceIndex, TemplateSet};
+use crate::protocol::config::identical;
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
 use crate::protocol::{Action, ConfigRecord, Job, JobQueue, Record, ResourceKey, ResourceRoot, WorkerSnapshot};
 use crate::schema::Schema;
-use crate::store::{KeyValue, WatchEvent};
+use crate::store::{KeyValue, Listing, WatchEvent};
 use std::collections::{HashMap, HashSet};
 
 /// `(resource_type, resource_id)`.
@@ -33,6 +34,35 @@ pub enum Change {
     ClaimGone(String),
 }
 
+/// A view built from a full list as etcd returns it, page by page ([`Listing`]): each page is
+/// decoded at once and its raw records dropped, so a large list's bytes are never all held. The
+/// order of the records does not matter: a list holds each key once, and the reaction to a list
+/// takes the configs in the order Gohan wrote them (by revision) itself.
+pub struct ListedView {
+    schema: Schema,
+    view: View,
+}
+
+impl ListedView {
+    pub fn new(schema: Schema) -> Self {
+        ListedView { schema, view: View::default() }
+    }
+}
+
+impl Listing for ListedView {
+    type Listed = View;
+
+    fn page(&mut self, items: Vec<KeyValue>) {
+        for kv in items {
+            self.view.apply_put(&self.schema, kv);
+        }
+    }
+
+    fn finish(self) -> View {
+        self.view
+    }
+}
+
 /// A `/config` value that does not decode: why, and its version when that much could be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
@@ -48,6 +78,8 @@ pub struct View {
     /// The latest body of every resource, for mapping evaluation.
     pub index: ResourceIndex,
     pub templates: TemplateSet,
+    /// The snapshot of each resource. A converged resource's snapshot holds the body of its config
+    /// record itself, not a copy: a large estate's bodies are most of the planner's memory.
     pub snapshots: HashMap<ResourceId, (WorkerSnapshot, i64)>,
     pub live: LiveJobs,
     pub waiting: HashSet<String>,
@@ -59,6 +91,10 @@ pub struct View {
     /// leader retries them from this, since the backoff of the leader that saw the failure died
     /// with it.
     pub failed: HashMap<ResourceId, (Action, u64)>,
+    /// The revision of each key written or deleted since the last list, as far as the view
+    /// knows: what makes a watch event stale. Listed keys are not recorded: every later event is
+    /// after the list's revision, so none is stale by them, and 100,000 resources list 300,000
+    /// keys. A listed config or snapshot keeps its revision with it ([`View::known_revision`]).
     revisions: HashMap<String, i64>,
 }
 
@@ -73,16 +109,17 @@ impl View {
         prefixes
     }
 
-    pub fn apply(&mut self, schema: &Schema, event: WatchEvent) -> Vec<Change> {
+    /// A view of listed records (the view a watch lists is built by [`ListedView`]).
+    pub fn listed(schema: &Schema, items: Vec<KeyValue>) -> View {
+        let mut listed = ListedView::new(schema.clone());
+        listed.page(items);
+        listed.finish()
+    }
+
+    pub fn apply(&mut self, schema: &Schema, event: WatchEvent<View>) -> Vec<Change> {
         match event {
-            WatchEvent::Listed { items, .. } => {
-                *self = View::default();
-                let mut sorted = items;
-                // Configs in the order Gohan wrote them, so start-up plans in that order too.
-                sorted.sort_by_key(|kv| kv.mod_revision);
-                for kv in sorted {
-                    self.put(schema, kv);
-                }
+            WatchEvent::Listed { items: view, .. } => {
+                *self = view;
                 vec![Change::Relisted]
             }
             WatchEvent::Put(kv) => self.put(schema, kv).into_iter().collect(),
@@ -150,12 +187,17 @@ impl View {
                 let decoded = Record::from_etcd(&kv.key, &kv.value);
                 match decoded {
                     Ok(Record::HeatTemplate(config, template)) => {
-                        self.index.insert(&resource.0, &resource.1, config.body().clone());
+                        self.index.insert(&resource.0, &resource.1, config.shared_body().clone());
                         self.templates.insert(*template);
                         None
                     }
-                    Ok(Record::Config(config)) => {
-                        self.index.insert(&resource.0, &resource.1, config.body().clone());
+                    Ok(Record::Config(mut config)) => {
+                        if let Some((snapshot, _)) = self.snapshots.get(&resource)
+                            && identical(&snapshot.body, config.body())
+                        {
+                            config.body.0 = snapshot.body.clone();
+                        }
+                        self.index.insert(&resource.0, &resource.1, config.shared_body().clone());
                         self.configs.insert(resource.clone(), (Ok(config), kv.mod_revision));
                         Some(Change::Config(resource))
                     }
@@ -173,7 +215,12 @@ impl View {
             }
             ResourceRoot::Snapshot => {
                 match Record::from_etcd(&kv.key, &kv.value) {
-                    Ok(Record::Snapshot(snapshot)) => {
+                    Ok(Record::Snapshot(mut snapshot)) => {
+                        if let Some((Ok(config), _)) = self.configs.get(&resource)
+                            && identical(config.body(), &snapshot.body)
+                        {
+                            snapshot.body = config.shared_body().clone();
+                        }
                         self.snapshots.insert(resource, (snapshot, kv.mod_revision));
                     }
                     other => tracing::error!(key = %kv.key, error = ?other.err(), "unreadable snapshot; ignored"),
@@ -264,7 +311,7 @@ impl View {
     /// ([`View::landed`]).
     pub fn assume(&mut self, schema: &Schema, changes: &[(String, Option<Vec<u8>>)]) {
         for (key, value) in changes {
-            let revision = self.revisions.get(key).copied().unwrap_or_default();
+            let revision = self.known_revision(schema, key);
             match value {
                 Some(value) => {
                     let kv = KeyValue {
@@ -280,6 +327,23 @@ impl View {
                     self.apply_delete(schema, key);
                 }
             }
+        }
+    }
+
+    /// The revision the view knows `key` at: its last write or delete since the list, else the
+    /// listed revision of the config or snapshot it holds; 0 for any other key, whose revision
+    /// the view neither keeps nor needs.
+    fn known_revision(&self, schema: &Schema, key: &str) -> i64 {
+        if let Some(revision) = self.revisions.get(key) {
+            return *revision;
+        }
+        let Some(parsed) = ResourceKey::parse(key) else { return 0 };
+        let Some(resource_type) = schema.resource_types.resource_type(parsed.prefix) else { return 0 };
+        let resource = (resource_type.to_owned(), parsed.id.to_owned());
+        match parsed.root {
+            ResourceRoot::Config => self.configs.get(&resource).map_or(0, |(_, revision)| *revision),
+            ResourceRoot::Snapshot => self.snapshots.get(&resource).map_or(0, |(_, revision)| *revision),
+            _ => 0,
         }
     }
 
@@ -324,5 +388,105 @@ impl View {
     /// The live job of a resource, if any.
     pub fn live_job_of(&self, resource: &ResourceId) -> Option<&Job> {
         self.live.of_resource(&resource.0, &resource.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn put(view: &mut View, schema: &Schema, root: ResourceRoot, record: &impl serde::Serialize, revision: i64) {
+        let key = schema.resource_types.key(root, "network", "n1").unwrap();
+        let value = serde_json::to_vec(record).unwrap();
+        view.put(schema, KeyValue { key, value, mod_revision: revision, create_revision: revision, lease: 0 });
+    }
+
+    fn body(value: Value) -> crate::protocol::Body {
+        value.as_object().unwrap().clone()
+    }
+
+    fn network() -> ResourceId {
+        ("network".into(), "n1".into())
+    }
+
+    /// Whether the view holds the config's body once, for the config, the index and the snapshot.
+    fn held_once(view: &View) -> bool {
+        let Some((Ok(config), _)) = view.configs.get(&network()) else { panic!("no config") };
+        let (snapshot, _) = &view.snapshots[&network()];
+        std::ptr::eq(view.index.get("network", "n1").unwrap(), config.body())
+            && std::sync::Arc::ptr_eq(config.shared_body(), &snapshot.body)
+    }
+
+    #[test]
+    fn a_snapshot_of_the_current_config_shares_its_body_in_either_order() {
+        let schema = Schema::shipped().unwrap();
+        let config = ConfigRecord::new(body(json!({"id": "n1", "name": "a", "tenant_id": "t"})), 1, false);
+        let snapshot = WorkerSnapshot {
+            body: body(json!({"id": "n1", "name": "a", "tenant_id": "t"})).into(),
+            deleted: false,
+            version: 1,
+        };
+        for config_first in [true, false] {
+            let mut view = View::default();
+            let order = if config_first { [1, 2] } else { [2, 1] };
+            put(&mut view, &schema, ResourceRoot::Config, &config, order[0]);
+            put(&mut view, &schema, ResourceRoot::Snapshot, &snapshot, order[1]);
+            assert!(held_once(&view), "config first: {config_first}");
+            assert_eq!(view.configs[&network()].0.as_ref().unwrap(), &config);
+            assert_eq!(view.snapshots[&network()].0, snapshot);
+        }
+    }
+
+    #[test]
+    fn a_list_records_no_revision_yet_guards_and_echoes_see_its_own() {
+        let schema = Schema::shipped().unwrap();
+        let key = |root| schema.resource_types.key(root, "network", "n1").unwrap();
+        let config = ConfigRecord::new(body(json!({"id": "n1", "name": "a", "tenant_id": "t"})), 2, false);
+        let snapshot = WorkerSnapshot { body: body(json!({"id": "n1"})).into(), deleted: false, version: 1 };
+        let listed = |root, value: Vec<u8>, revision| KeyValue {
+            key: key(root),
+            value,
+            mod_revision: revision,
+            create_revision: revision,
+            lease: 0,
+        };
+        let mut view = View::default();
+        let items = vec![
+            listed(ResourceRoot::Config, serde_json::to_vec(&config).unwrap(), 7),
+            listed(ResourceRoot::Snapshot, serde_json::to_vec(&snapshot).unwrap(), 5),
+        ];
+        view.apply(&schema, WatchEvent::Listed { items: View::listed(&schema, items), revision: 9 });
+        assert!(view.revisions.is_empty());
+        assert_eq!(view.known_revision(&schema, &key(ResourceRoot::Config)), 7);
+
+        // A write of the snapshot in flight keeps the listed revision until it lands.
+        let planned = WorkerSnapshot { body: config.shared_body().clone(), deleted: false, version: 2 };
+        let changes = vec![(key(ResourceRoot::Snapshot), Some(serde_json::to_vec(&planned).unwrap()))];
+        view.assume(&schema, &changes);
+        assert_eq!(view.snapshots[&network()], (planned.clone(), 5));
+        view.landed(&schema, &changes, 12);
+        assert_eq!(view.snapshots[&network()].1, 12);
+        // Its echo is stale; a later write is not.
+        assert!(view.is_stale(&key(ResourceRoot::Snapshot), 12));
+        assert!(!view.is_stale(&key(ResourceRoot::Snapshot), 13));
+    }
+
+    #[test]
+    fn a_snapshot_of_another_body_keeps_its_own() {
+        let schema = Schema::shipped().unwrap();
+        let config = ConfigRecord::new(body(json!({"id": "n1", "name": "a", "tenant_id": "t"})), 2, false);
+        let older = json!({"id": "n1", "name": "old", "tenant_id": "t"});
+        // The same keys and values in another order are not the same body either.
+        let reordered = json!({"name": "a", "id": "n1", "tenant_id": "t"});
+        for other in [older, reordered] {
+            let mut view = View::default();
+            put(&mut view, &schema, ResourceRoot::Config, &config, 1);
+            let snapshot = WorkerSnapshot { body: body(other.clone()).into(), deleted: false, version: 1 };
+            put(&mut view, &schema, ResourceRoot::Snapshot, &snapshot, 2);
+            assert!(!held_once(&view));
+            let held = &view.snapshots[&network()].0;
+            assert_eq!(serde_json::to_value(held).unwrap()["body"], other);
+        }
     }
 }

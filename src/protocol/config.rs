@@ -5,9 +5,15 @@ use super::json_style::go_json;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// A resource body: the Gohan resource as a JSON object.
 pub type Body = Map<String, Value>;
+
+/// A body held by several owners at once (the config record, the planner's index, the snapshot
+/// of the same version): a decoded body costs about a kilobyte, and a large estate has one per
+/// resource.
+pub type SharedBody = Arc<Body>;
 
 /// How a `/config` body was stored: Gohan writes a JSON string, the corpus docs show an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +28,7 @@ pub enum BodyEncoding {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigRecord {
     #[serde(serialize_with = "encode_body", deserialize_with = "decode_body")]
-    pub body: (Body, BodyEncoding),
+    pub body: (SharedBody, BodyEncoding),
     pub version: u64,
     #[serde(default)]
     pub marked_for_deletion: bool,
@@ -30,11 +36,16 @@ pub struct ConfigRecord {
 
 impl ConfigRecord {
     /// A record as Gohan writes it (body double-encoded).
-    pub fn new(body: Body, version: u64, marked_for_deletion: bool) -> Self {
-        ConfigRecord { body: (body, BodyEncoding::String), version, marked_for_deletion }
+    pub fn new(body: impl Into<SharedBody>, version: u64, marked_for_deletion: bool) -> Self {
+        ConfigRecord { body: (body.into(), BodyEncoding::String), version, marked_for_deletion }
     }
 
     pub fn body(&self) -> &Body {
+        &self.body.0
+    }
+
+    /// The body, to hold without copying it.
+    pub fn shared_body(&self) -> &SharedBody {
         &self.body.0
     }
 
@@ -44,23 +55,44 @@ impl ConfigRecord {
     }
 }
 
-fn encode_body<S: Serializer>(body: &(Body, BodyEncoding), serializer: S) -> Result<S::Ok, S::Error> {
+fn encode_body<S: Serializer>(body: &(SharedBody, BodyEncoding), serializer: S) -> Result<S::Ok, S::Error> {
     match body.1 {
-        BodyEncoding::String => go_json(&Value::Object(body.0.clone())).serialize(serializer),
-        BodyEncoding::Object => body.0.serialize(serializer),
+        BodyEncoding::String => go_json(&Value::Object(Body::clone(&body.0))).serialize(serializer),
+        BodyEncoding::Object => Body::serialize(&body.0, serializer),
     }
 }
 
-fn decode_body<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(Body, BodyEncoding), D::Error> {
+fn decode_body<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(SharedBody, BodyEncoding), D::Error> {
     match Value::deserialize(deserializer)? {
-        Value::Object(body) => Ok((body, BodyEncoding::Object)),
+        Value::Object(body) => Ok((exact(body), BodyEncoding::Object)),
         Value::String(text) => match serde_json::from_str(&text) {
-            Ok(Value::Object(body)) => Ok((body, BodyEncoding::String)),
+            Ok(Value::Object(body)) => Ok((exact(body), BodyEncoding::String)),
             Ok(_) => Err(D::Error::custom("body string does not hold a JSON object")),
             Err(e) => Err(D::Error::custom(format!("body string is not JSON: {e}"))),
         },
         _ => Err(D::Error::custom("body must be a JSON object or a string holding one")),
     }
+}
+
+/// The body with room for its own fields only: decoding grows a map by doubling, which leaves a
+/// typical body's table a quarter empty, and a planner holds one body per resource. The fields
+/// move, nothing else is copied; their order stays.
+fn exact(body: Body) -> SharedBody {
+    Arc::new(body.into_iter().collect())
+}
+
+/// Whether two bodies are the same, keys in the same order too: the order is part of what is
+/// written from a body (a job's `resource_input`, an object-encoded config body), so a body may
+/// stand for another only if it is identical. (`Map`'s own `==` ignores the order.)
+pub fn identical(a: &Body, b: &Body) -> bool {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => identical(a, b),
+            (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b)),
+            _ => a == b,
+        }
+    }
+    a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
 }
 
 /// The decoded body of `/config/v2.0/heat_templates/<id>` (PROTOCOL.md §2.2).
@@ -97,7 +129,8 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
 /// `/esi-worker/config<prefix>/<id>`: the config version the planner last processed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSnapshot {
-    pub body: Body,
+    /// Most often the very body of the current config, which the planner then holds once.
+    pub body: SharedBody,
     pub deleted: bool,
     pub version: u64,
 }
@@ -119,6 +152,17 @@ mod tests {
         let record: ConfigRecord = serde_json::from_value(docs.clone()).unwrap();
         assert!(record.marked_for_deletion);
         assert_eq!(serde_json::to_value(&record).unwrap(), docs);
+    }
+
+    #[test]
+    fn identical_bodies_have_their_keys_in_the_same_order() {
+        let body = |v: Value| v.as_object().unwrap().clone();
+        let a = body(json!({"id": "n1", "tags": [{"x": 1, "y": 2}], "name": "a"}));
+        assert!(identical(&a, &a.clone()));
+        assert!(!identical(&a, &body(json!({"name": "a", "id": "n1", "tags": [{"x": 1, "y": 2}]}))));
+        assert!(!identical(&a, &body(json!({"id": "n1", "tags": [{"y": 2, "x": 1}], "name": "a"}))));
+        assert!(!identical(&a, &body(json!({"id": "n1", "tags": [{"x": 1, "y": 2}], "name": "b"}))));
+        assert!(!identical(&a, &body(json!({"id": "n1", "tags": [{"x": 1, "y": 2}]}))));
     }
 
     #[test]

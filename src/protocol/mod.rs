@@ -11,7 +11,7 @@ pub mod monitoring;
 pub mod record;
 pub mod results;
 
-pub use config::{Body, BodyEncoding, ConfigRecord, HeatTemplate, WorkerSnapshot};
+pub use config::{Body, BodyEncoding, ConfigRecord, HeatTemplate, SharedBody, WorkerSnapshot};
 pub use job::{Job, JobRecord, JobSpec, OutputRef, Param, ParamValue, ResourceRef, WorkflowRequest};
 pub use job_id::{Action, JobId};
 pub use keys::{JobQueue, ResourceKey, ResourceRoot, ResourceTypes};

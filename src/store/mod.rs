@@ -7,7 +7,7 @@ pub(crate) mod watcher;
 
 pub use lease::{Leadership, Lease, campaign};
 pub use txn::Txn;
-pub use watcher::{WatchEvent, watch_listing, watch_prefix};
+pub use watcher::{Listing, WatchEvent, watch_listing, watch_prefix};
 
 use etcd_client::{Client, GetOptions};
 use std::sync::Arc;
@@ -35,6 +35,14 @@ impl KeyValue {
             create_revision: kv.create_revision(),
             lease: kv.lease(),
         })
+    }
+
+    /// Takes etcd's key and value rather than copying them: a list is large.
+    fn from_etcd_owned(kv: etcd_client::KeyValue) -> Result<Self, StoreError> {
+        let (mod_revision, create_revision, lease) = (kv.mod_revision(), kv.create_revision(), kv.lease());
+        let (key, value) = kv.into_key_value();
+        let key = String::from_utf8(key).map_err(|_| StoreError::NonUtf8Key)?;
+        Ok(KeyValue { key, value, mod_revision, create_revision, lease })
     }
 }
 
@@ -177,43 +185,80 @@ impl Store {
     /// index from each page's start to the range's end, so a page costs what remains of its range.
     pub async fn list_many(&self, prefixes: &[String]) -> Result<(Vec<KeyValue>, i64), StoreError> {
         let mut items = Vec::new();
-        let mut revision = 0;
-        for prefix in prefixes {
-            revision = self.list_into(prefix, revision, &mut items).await?;
-        }
+        let revision = self.list_pages(prefixes, |page| items.extend(page)).await?;
         Ok((items, revision))
     }
 
-    /// Appends the keys under `prefix` at `revision` (0: the current one) to `items`, in pages;
-    /// returns the revision read.
-    async fn list_into(&self, prefix: &str, mut revision: i64, items: &mut Vec<KeyValue>) -> Result<i64, StoreError> {
+    /// Like [`Store::list_many`], but hands each page to `page` as it arrives, for a reader that
+    /// keeps less than the raw records: the whole list's bytes are never held at once.
+    pub async fn list_pages(
+        &self,
+        prefixes: &[String],
+        mut page: impl FnMut(Vec<KeyValue>),
+    ) -> Result<i64, StoreError> {
+        let mut revision = 0;
+        for prefix in prefixes {
+            revision = self.list_prefix(prefix, revision, &mut page).await?;
+        }
+        Ok(revision)
+    }
+
+    /// Hands the keys under `prefix` at `revision` (0: the current one) to `page`, a page at a
+    /// time; returns the revision read. The next page is asked for before `page` gets this one,
+    /// so that etcd reads it while the reader decodes: a list is as long as the slower of the two,
+    /// not their sum.
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        mut revision: i64,
+        page: &mut impl FnMut(Vec<KeyValue>),
+    ) -> Result<i64, StoreError> {
         let end = prefix_end(prefix);
-        let client = self.client.clone();
-        let mut start = prefix.as_bytes().to_vec();
+        let mut pending = self.get_page(prefix.as_bytes().to_vec(), end.clone(), revision);
         loop {
-            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE_SIZE);
-            if revision > 0 {
-                // Later pages read the revision of the first, so the list is one consistent cut.
-                options = options.with_revision(revision);
-            }
-            self.count_round_trip("range");
-            let response =
-                unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await })
-                    .await?;
+            let mut response = match pending.await {
+                Ok(response) => response?,
+                Err(join) => std::panic::resume_unwind(join.into_panic()),
+            };
             if revision == 0 {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
             }
-            for kv in response.kvs() {
-                items.push(KeyValue::from_etcd(kv)?);
-            }
-            match (response.more(), response.kvs().last()) {
+            let next = match (response.more(), response.kvs().last()) {
                 (true, Some(last)) => {
-                    start = last.key().to_vec();
+                    let mut start = last.key().to_vec();
                     start.push(0);
+                    // Later pages read the revision of the first, so the list is one consistent cut.
+                    Some(self.get_page(start, end.clone(), revision))
                 }
-                _ => return Ok(revision),
+                _ => None,
+            };
+            let items = response.take_kvs().into_iter().map(KeyValue::from_etcd_owned).collect::<Result<_, _>>()?;
+            page(items);
+            match next {
+                Some(next) => pending = next,
+                None => return Ok(revision),
             }
         }
+    }
+
+    /// Asks for one page of `start..end` at `revision` (0: the current one), as a task of its own.
+    fn get_page(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        revision: i64,
+    ) -> tokio::task::JoinHandle<Result<etcd_client::GetResponse, StoreError>> {
+        self.count_round_trip("range");
+        let client = self.client.clone();
+        let mut options = GetOptions::new().with_range(end).with_limit(PAGE_SIZE);
+        if revision > 0 {
+            options = options.with_revision(revision);
+        }
+        tokio::spawn(async move {
+            let response =
+                unsent_retried(|| async { client.clone().get(start.clone(), Some(options.clone())).await }).await?;
+            Ok(response)
+        })
     }
 
     /// Puts one key; returns the revision it was written at.

@@ -1,18 +1,20 @@
 //! A watch that never misses a change: list, then watch from the next revision; after a dropped
 //! connection resume from the last revision seen; when that revision was compacted away, list
 //! again. Consumers see a full list ([`WatchEvent::Listed`]) at start and after every relist, so
-//! start-up and recovery take the same path as any other event.
+//! start-up and recovery take the same path as any other event. What a list is delivered as is
+//! the consumer's choice ([`Listing`]): the raw records, or what it makes of them page by page.
 
 use super::{KeyValue, Store, StoreError};
 use etcd_client::{EventType, WatchOptions};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// A watch event; `L` is what a full list is delivered as ([`Listing::Listed`]).
 #[derive(Debug, Clone)]
-pub enum WatchEvent {
+pub enum WatchEvent<L = Vec<KeyValue>> {
     /// Everything under the prefix at `revision`; replaces whatever the consumer knew.
     Listed {
-        items: Vec<KeyValue>,
+        items: L,
         revision: i64,
     },
     Put(KeyValue),
@@ -27,7 +29,7 @@ pub enum WatchEvent {
     },
 }
 
-impl WatchEvent {
+impl<L> WatchEvent<L> {
     /// The revision this event brings the consumer to.
     pub fn revision(&self) -> i64 {
         match self {
@@ -39,16 +41,45 @@ impl WatchEvent {
     }
 }
 
+/// What a watch makes of a full list, fed page by page as etcd returns them (a fresh one for each
+/// list). A consumer that keeps less than the raw records (the planner decodes them into its
+/// view) thus never holds the whole list's bytes at once: 100,000 resources list 300,000 keys.
+pub trait Listing: Send + 'static {
+    /// What [`WatchEvent::Listed`] brings.
+    type Listed: Send + 'static;
+    fn page(&mut self, items: Vec<KeyValue>);
+    fn finish(self) -> Self::Listed;
+}
+
+/// The raw records, whole.
+impl Listing for Vec<KeyValue> {
+    type Listed = Vec<KeyValue>;
+
+    fn page(&mut self, items: Vec<KeyValue>) {
+        self.extend(items);
+    }
+
+    fn finish(self) -> Vec<KeyValue> {
+        self
+    }
+}
+
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Watches every key under `prefix`; the task ends when the receiver is dropped.
 pub fn watch_prefix(store: Store, prefix: String) -> mpsc::Receiver<WatchEvent> {
-    watch_listing(store, prefix.clone(), vec![prefix])
+    watch_listing(store, prefix.clone(), vec![prefix], Vec::new)
 }
 
 /// Watches every key under `prefix`, but lists only the keys under `listed` (parts of it): for a
-/// reader that ignores the rest, which then arrives only as it changes.
-pub fn watch_listing(store: Store, prefix: String, listed: Vec<String>) -> mpsc::Receiver<WatchEvent> {
+/// reader that ignores the rest, which then arrives only as it changes. Each list is fed to a
+/// fresh `listing()`.
+pub fn watch_listing<F: Listing>(
+    store: Store,
+    prefix: String,
+    listed: Vec<String>,
+    listing: impl Fn() -> F + Send + 'static,
+) -> mpsc::Receiver<WatchEvent<F::Listed>> {
     let (sender, receiver) = mpsc::channel(1024);
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
@@ -60,7 +91,7 @@ pub fn watch_listing(store: Store, prefix: String, listed: Vec<String>) -> mpsc:
             }
             let from = match revision {
                 Some(r) => r,
-                None => match store.list_many(&listed).await {
+                None => match list(&store, &listed, listing()).await {
                     Ok((items, listed_at)) => {
                         if sender.send(WatchEvent::Listed { items, revision: listed_at }).await.is_err() {
                             return;
@@ -96,6 +127,12 @@ pub fn watch_listing(store: Store, prefix: String, listed: Vec<String>) -> mpsc:
     receiver
 }
 
+/// One full list, fed to `listing`.
+async fn list<F: Listing>(store: &Store, prefixes: &[String], mut listing: F) -> Result<(F::Listed, i64), StoreError> {
+    let revision = store.list_pages(prefixes, |page| listing.page(page)).await?;
+    Ok((listing.finish(), revision))
+}
+
 enum Followed {
     ReceiverGone,
     Compacted,
@@ -104,11 +141,11 @@ enum Followed {
 }
 
 /// Streams events after revision `from` until the stream breaks.
-async fn follow(
+async fn follow<L>(
     store: &Store,
     prefix: &str,
     from: i64,
-    sender: &mpsc::Sender<WatchEvent>,
+    sender: &mpsc::Sender<WatchEvent<L>>,
     backoff: &mut Backoff,
 ) -> Result<Followed, (i64, StoreError)> {
     let mut last = from;

@@ -69,7 +69,7 @@ pub async fn run(
         // Only the ready queue is listed: listing every record of a large backlog at start-up
         // would hold them all in memory at once; records arrive as jobs are planned.
         let ready_dir = JobQueue::Ready.dir().to_owned() + "/";
-        let mut events = watch_listing(store.clone(), "/jobs/".to_owned(), vec![ready_dir]);
+        let mut events = watch_listing(store.clone(), "/jobs/".to_owned(), vec![ready_dir], Vec::new);
         let mut queue = Queue::default();
         loop {
             tokio::select! {
