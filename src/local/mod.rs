@@ -3,6 +3,7 @@
 //! one guard (`process::ChildProcess`); Heat and Keystone are daemons of the project's own
 //! scripts, known by port and state dir. No product module starts anything.
 
+pub mod certs;
 pub(crate) mod etcd;
 pub mod heat;
 pub mod keystone;
