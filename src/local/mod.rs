@@ -12,7 +12,7 @@ pub mod ports;
 pub(crate) mod process;
 pub(crate) mod snmpd;
 
-pub use etcd::LocalEtcd;
+pub use etcd::{CLIENT_CERT_NAME, EtcdSecurity, LocalEtcd};
 pub use heat::LocalHeat;
 pub use kube_apiserver::LocalKubeApiserver;
 pub use snmpd::LocalSnmpd;
