@@ -6,6 +6,7 @@
 //!
 //! [`Store::connect_checked`]: super::Store::connect_checked
 
+use std::error::Error as _;
 use std::time::Duration;
 
 /// How long the start-up check may take in all: connecting (5 s at most), logging in and one
@@ -56,6 +57,32 @@ impl EtcdAccess {
             options = options.with_user(user, password).with_auto_token_refresh(true);
         }
         options
+    }
+
+    /// Checks the PEM contents before any connection: a file that holds no certificate, or a
+    /// key that is not the certificate's, would otherwise show as a misleading TLS error (the
+    /// server "not signed by the CA", "peer sent no certificates", a bare "transport error").
+    pub(crate) fn check_files(&self) -> Result<(), String> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let certificates = |pem: &[u8]| -> Option<Vec<CertificateDer<'static>>> {
+            let found: Vec<_> = CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().ok()?;
+            (!found.is_empty()).then_some(found)
+        };
+        if let Some(ca) = &self.ca
+            && certificates(ca).is_none()
+        {
+            return Err("--etcd-ca-file holds no PEM certificate".into());
+        }
+        if let Some((cert, key)) = &self.identity {
+            let chain = certificates(cert).ok_or("--etcd-cert-file holds no PEM certificate")?;
+            let key = PrivateKeyDer::from_pem_slice(key).map_err(|_| "--etcd-key-file holds no PEM private key")?;
+            let provider = rustls::crypto::ring::default_provider();
+            rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|error| match error {
+                rustls::Error::InconsistentKeys(_) => "--etcd-key-file is not the key of --etcd-cert-file".to_owned(),
+                other => format!("--etcd-key-file: {other}"),
+            })?;
+        }
+        Ok(())
     }
 
     fn user_name(&self) -> Option<&str> {
@@ -127,7 +154,26 @@ pub(crate) fn cause(error: &etcd_client::Error, endpoints: &[String], access: &E
     if closed {
         return "etcd closed the connection: does it serve TLS? then use https:// endpoints and --etcd-ca-file".into();
     }
-    error.to_string()
+    with_sources(error)
+}
+
+/// An error and what it says it was caused by, each told once: the client's "transport
+/// error" alone says nothing.
+fn with_sources(error: &etcd_client::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut next: Option<&(dyn std::error::Error + 'static)> = match error {
+        etcd_client::Error::GRpcStatus(status) => status.source(),
+        etcd_client::Error::TransportError(transport) => transport.source(),
+        _ => None,
+    };
+    while let Some(current) = next {
+        let text = current.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
 }
 
 fn tls_cause(error: &rustls::Error, access: &EtcdAccess) -> String {

@@ -124,6 +124,7 @@ impl Store {
         access: &EtcdAccess,
         prefix: &str,
     ) -> Result<Store, AccessError> {
+        access.check_files().map_err(|cause| AccessError::new(endpoints, cause))?;
         let attempt = async {
             let store = Store::connect_with(endpoints, access).await?;
             let options = GetOptions::new().with_prefix().with_count_only();
