@@ -365,3 +365,68 @@ async fn a_foreign_client_certificate_and_a_wrong_scheme_are_named() {
         assert!(!format!("{access:?}").contains(&security.password), "the access's Debug shows the password");
     }
 }
+
+/// Files that hold no PEM certificate or key, or a key that is not the certificate's, are named
+/// before any connection (TLS would only say that the server is not trusted, or "transport
+/// error").
+#[tokio::test]
+async fn unusable_certificate_files_are_named_before_connecting() {
+    heat_reconciler::tls::install_crypto_provider();
+    let ca = TestCa::new("a CA").unwrap();
+    let client = ca.client("someone").unwrap();
+    let other = ca.client("someone else").unwrap();
+    let pem = |text: &str| text.as_bytes().to_vec();
+    let with = |ca_pem: &[u8], cert: &str, key: &str| EtcdAccess {
+        ca: Some(ca_pem.to_vec()),
+        identity: Some((pem(cert), pem(key))),
+        user: Some(("heat-reconciler".into(), "a-password-9c1e".into())),
+    };
+    let cases = [
+        (with(b"not a certificate", &client.cert_pem, &client.key_pem), "--etcd-ca-file holds no PEM certificate"),
+        (with(ca.pem().as_bytes(), "garbage", &client.key_pem), "--etcd-cert-file holds no PEM certificate"),
+        (with(ca.pem().as_bytes(), &client.key_pem, &client.cert_pem), "--etcd-cert-file holds no PEM certificate"),
+        (with(ca.pem().as_bytes(), &client.cert_pem, "garbage"), "--etcd-key-file holds no PEM private key"),
+        (
+            with(ca.pem().as_bytes(), &client.cert_pem, &other.key_pem),
+            "--etcd-key-file is not the key of --etcd-cert-file",
+        ),
+    ];
+    // Nothing listens on port 9: the check must not get as far as connecting.
+    let endpoint = "https://127.0.0.1:9".to_owned();
+    for (access, cause) in cases {
+        let error = match Store::connect_checked(std::slice::from_ref(&endpoint), &access, "/config/").await {
+            Ok(_) => panic!("{access:?} connected"),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(error, format!("etcd at {endpoint}: {cause}"));
+    }
+}
+
+/// etcd's login tokens expire when unused (5 minutes by default; 1 s here): the store logs in
+/// again, where a client that does not is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_login_token_is_renewed() {
+    heat_reconciler::tls::install_crypto_provider();
+    let etcd = LocalEtcd::start_secured_with_token_ttl(Duration::from_secs(1)).await.expect("a secured etcd starts");
+    let security = etcd.security.clone().unwrap();
+    let read = |path: &Path| std::fs::read(path).unwrap();
+    let access = EtcdAccess {
+        ca: Some(read(&security.ca_file)),
+        identity: Some((read(&security.cert_file), read(&security.key_file))),
+        user: Some((security.user.clone(), security.password.clone())),
+    };
+    let store = Store::connect_checked(&etcd.endpoints(), &access, "/config/").await.expect("the user gets in");
+    // The same login without renewal, to show that the token did expire.
+    let tls = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&security.ca_file)))
+        .identity(etcd_client::Identity::from_pem(read(&security.cert_file), read(&security.key_file)));
+    let options = etcd_client::ConnectOptions::new().with_tls(tls).with_user(&security.user, &security.password);
+    let mut plain = etcd_client::Client::connect(etcd.endpoints(), Some(options)).await.expect("connects");
+    plain.get("/config/", None).await.expect("a fresh token works");
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let refused = plain.get("/config/", None).await.expect_err("the unused token expired");
+    assert!(refused.to_string().contains("invalid auth token"), "{refused}");
+    store.list("/config/").await.expect("the store logs in again");
+    store.put("/config/renewed", "yes").await.expect("and writes");
+}

@@ -43,6 +43,9 @@ pub struct EtcdSecurity {
     pub powerless_password: String,
 }
 
+/// etcd's own default `--auth-token-ttl`.
+const ETCD_TOKEN_TTL: Duration = Duration::from_secs(300);
+
 /// The subject of a secured etcd's client certificate.
 pub const CLIENT_CERT_NAME: &str = "heat-reconciler-client";
 
@@ -79,6 +82,12 @@ impl LocalEtcd {
     ///
     /// [`connect`]: LocalEtcd::connect
     pub async fn start_secured() -> anyhow::Result<LocalEtcd> {
+        LocalEtcd::start_secured_with_token_ttl(ETCD_TOKEN_TTL).await
+    }
+
+    /// [`LocalEtcd::start_secured`] whose login tokens expire after `token_ttl` without use
+    /// (etcd's `--auth-token-ttl`, whole seconds; 5 minutes by default).
+    pub async fn start_secured_with_token_ttl(token_ttl: Duration) -> anyhow::Result<LocalEtcd> {
         let ca = TestCa::new("heat-reconciler test etcd CA")?;
         let ports = free_tcp_ports(2).context("finding free ports for etcd")?;
         let member = Member {
@@ -87,7 +96,7 @@ impl LocalEtcd {
             client_url: format!("https://127.0.0.1:{}", ports[0]),
             peer_url: url(ports[1]),
         };
-        let mut etcd = LocalEtcd::spawn(default_binary(), member, ports[0], Some(&ca))?;
+        let mut etcd = LocalEtcd::spawn(default_binary(), member, ports[0], Some((&ca, token_ttl)))?;
         let client = ca.client(CLIENT_CERT_NAME)?;
         client.write(&etcd.dir, "client")?;
         etcd.access = EtcdAccess {
@@ -135,17 +144,18 @@ impl LocalEtcd {
     }
 
     /// Starts the process; with a CA, serving TLS with a certificate it signs and requiring
-    /// client certificates it signed (the files go into the scratch dir).
+    /// client certificates it signed (the files go into the scratch dir), and with that TTL of
+    /// login tokens.
     fn spawn(
         binary: PathBuf,
         member: Member,
         tag: impl std::fmt::Display,
-        tls: Option<&TestCa>,
+        tls: Option<(&TestCa, Duration)>,
     ) -> anyhow::Result<LocalEtcd> {
         let dir = scratch_dir("etcd", tag).context("making etcd's data dir")?;
         let data_dir = dir.join("data");
         let tls_args: Vec<String> = match tls {
-            Some(ca) => {
+            Some((ca, token_ttl)) => {
                 std::fs::write(dir.join("ca.crt"), ca.pem())?;
                 ca.loopback_server()?.write(&dir, "server")?;
                 let file = |name: &str| dir.join(name).display().to_string();
@@ -154,6 +164,7 @@ impl LocalEtcd {
                     format!("--key-file={}", file("server.key")),
                     format!("--trusted-ca-file={}", file("ca.crt")),
                     "--client-cert-auth".into(),
+                    format!("--auth-token-ttl={}", token_ttl.as_secs().max(1)),
                 ]
             }
             None => Vec::new(),
