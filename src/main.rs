@@ -238,11 +238,10 @@ impl EtcdArgs {
         Ok(store::EtcdAccess { ca, identity, user })
     }
 
+    /// Connects and checks, with one read of `/config/` (every command reads it), that etcd
+    /// lets this process in: a refusal ends the command with its cause.
     async fn connect(&self) -> anyhow::Result<store::Store> {
-        let endpoints = self.etcd_endpoints.join(",");
-        store::Store::connect_with(&self.etcd_endpoints, &self.access()?)
-            .await
-            .with_context(|| format!("connecting to etcd at {endpoints}"))
+        Ok(store::Store::connect_checked(&self.etcd_endpoints, &self.access()?, "/config/").await?)
     }
 }
 

@@ -3,8 +3,9 @@
 //! Kubernetes type (and serialised back to the same JSON, so no field is misspelt or misplaced)
 //! and checked: hardened pods, probes on the metrics port, only flags the binary has, secrets only
 //! as mounted files, Services, disruption budgets, the mirror's Role. The chart's CRD is the
-//! project's. The rendered arguments start the real binary (its probe endpoints answer); and on a
-//! real kube-apiserver the chart installs, and the real mirror, run with the installed arguments
+//! project's. The rendered arguments start the real binary (its probe endpoints answer); the etcd
+//! TLS and password Secrets, mounted as the kubelet would, get it into a real etcd with TLS,
+//! client certificates and authentication; and on a real kube-apiserver the chart installs, and the real mirror, run with the installed arguments
 //! and the mirror ServiceAccount's token, mirrors a load balancer (creating, patching, status,
 //! deleting) while everything outside its Role is forbidden.
 //!
@@ -1189,6 +1190,139 @@ async fn the_rendered_args_start_the_real_binary() {
     eprintln!("the controller's /readyz with an unreachable Keystone: {status} {}", body.trim());
     controller.assert_running();
     monitor.assert_running();
+}
+
+/// What the kubelet does with a pod's Secret volumes, on this machine: each Secret volume the
+/// container mounts becomes a directory under `root` (its mount path, `/etc/heat-reconciler/...`
+/// moved under `root`) holding the Secret's keys the volume's items name, at their paths. A
+/// Secret the test does not provide, or a key it lacks, fails the test (in a cluster the pod
+/// would not start).
+fn mount_secrets(deployment: &Deployment, secrets: &BTreeMap<&str, BTreeMap<&str, String>>, root: &Path) {
+    let pod = pod_spec(deployment);
+    for mount in container(deployment).volume_mounts.iter().flatten() {
+        let volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name).expect("the mount's volume");
+        let Some(secret) = &volume.secret else { continue };
+        let name = secret.secret_name.clone().unwrap_or_default();
+        let data = secrets.get(name.as_str()).unwrap_or_else(|| panic!("the chart mounts a Secret {name}"));
+        let dir = root.join(mount.mount_path.trim_start_matches("/etc/heat-reconciler/"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for item in secret.items.iter().flatten() {
+            let content =
+                data.get(item.key.as_str()).unwrap_or_else(|| panic!("Secret {name} has no key {}", item.key));
+            std::fs::write(dir.join(&item.path), content).unwrap();
+        }
+    }
+}
+
+/// `args` with `/etc/heat-reconciler/...` paths moved under `root` and the flags of `replace`
+/// set to their values.
+fn moved_args(args: &[String], replace: &[(&str, String)], root: &Path) -> Vec<String> {
+    args.iter()
+        .map(|arg| {
+            let (name, value) = arg.split_once('=').map_or((arg.as_str(), None), |(n, v)| (n, Some(v)));
+            if let Some((_, new)) = replace.iter().find(|(n, _)| format!("--{n}") == name) {
+                format!("{name}={new}")
+            } else if let Some(path) = value.and_then(|v| v.strip_prefix("/etc/heat-reconciler/")) {
+                format!("{name}={}", root.join(path).display())
+            } else {
+                arg.clone()
+            }
+        })
+        .collect()
+}
+
+/// values → Secret volumes → mounted files → `--etcd-*` flags → the real binary on a real etcd
+/// with TLS, client certificates and authentication: the controller gets in with the Secrets'
+/// contents, and a wrong password in the Secret ends it with the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_etcd_secrets_reach_a_secured_etcd() {
+    let home = Scratch::new("chart-etcd-tls");
+    let flags = cli_flags();
+    // The password under a key of another name than the file it is mounted as.
+    let rendering = render_checked(
+        home.path(),
+        &flags,
+        &[
+            "--set",
+            "etcd.endpoints={https://etcd:2379}",
+            "--set",
+            "etcd.tls.secretName=etcd-client-tls",
+            "--set",
+            "etcd.auth.user=heat-reconciler",
+            "--set",
+            "etcd.auth.passwordSecret=etcd-heat-reconciler",
+            "--set",
+            "etcd.auth.passwordKey=etcd-password",
+            "--set",
+            "heat.url=http://127.0.0.1:9",
+            "--set",
+            "mirror.enabled=false",
+        ],
+    );
+    let etcd = LocalEtcd::start_secured().await.expect("a secured etcd");
+    let security = etcd.security.clone().unwrap();
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+    let tls = BTreeMap::from([
+        ("ca.crt", read(&security.ca_file)),
+        ("tls.crt", read(&security.cert_file)),
+        ("tls.key", read(&security.key_file)),
+    ]);
+    let secrets_with = |password: &str| {
+        BTreeMap::from([
+            ("etcd-client-tls", tls.clone()),
+            ("etcd-heat-reconciler", BTreeMap::from([("etcd-password", format!("{password}\n"))])),
+        ])
+    };
+    for deployment in ["rel-heat-reconciler-controller", "rel-heat-reconciler-monitor"] {
+        let args = rendering.args(deployment);
+        assert_eq!(flag(&args, "etcd-user"), Some("heat-reconciler"), "{deployment}: {args:?}");
+        for name in ["etcd-ca-file", "etcd-cert-file", "etcd-key-file", "etcd-password-file"] {
+            assert!(flag(&args, name).is_some(), "{deployment}: no --{name} in {args:?}");
+        }
+    }
+
+    // The controller with the right Secrets: past the start-up check, and etcd is ready.
+    let root = home.path().join("good");
+    let controller = rendering.deployment("rel-heat-reconciler-controller");
+    mount_secrets(controller, &secrets_with(&security.password), &root);
+    let metrics = free_port();
+    let args = moved_args(
+        &rendering.args("rel-heat-reconciler-controller"),
+        &[("etcd-endpoints", etcd.client_url.clone()), ("metrics-listen", format!("127.0.0.1:{metrics}"))],
+        &root,
+    );
+    let mut process = Process::start("controller", &args, home.path());
+    let (_, body) = eventually(30, "the controller's /readyz answers", &mut process, || async {
+        http_get(metrics, "/readyz").await
+    })
+    .await;
+    // Heat (port 9) does not answer, so /readyz may say not ready, but never because of etcd.
+    assert!(!body.lines().any(|l| l.starts_with("etcd")), "/readyz: {body}");
+    process.assert_running();
+    let stderr = process.stderr();
+    assert!(!stderr.contains(&security.password), "the password in the logs");
+    drop(process);
+
+    // The same with a wrong password in the Secret: the controller ends, saying why.
+    let root = home.path().join("wrong");
+    mount_secrets(controller, &secrets_with("not-the-password"), &root);
+    let args = moved_args(
+        &rendering.args("rel-heat-reconciler-controller"),
+        &[("etcd-endpoints", etcd.client_url.clone()), ("metrics-listen", format!("127.0.0.1:{}", free_port()))],
+        &root,
+    );
+    let mut process = Process::start("controller-wrong-password", &args, home.path());
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(began.elapsed() < Duration::from_secs(15), "still running: {}", process.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success());
+    let stderr = process.stderr();
+    assert!(stderr.contains("etcd rejected the user `heat-reconciler`: authentication failed"), "{stderr}");
 }
 
 /// kubectl with a kubeconfig of one's choice; (success, stdout, stderr).

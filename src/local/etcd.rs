@@ -1,8 +1,11 @@
 //! A real etcd on loopback with a temporary data dir, for tests, `replay`, `demo`, the
-//! benchmarks and the kube-apiserver's own store.
+//! benchmarks and the kube-apiserver's own store; or secured as a production etcd is (TLS,
+//! client-certificate authentication and `auth enable`), for the tests of the controller's etcd
+//! options.
 
+use super::certs::TestCa;
 use super::process::{ChildProcess, free_tcp_ports, scratch_dir};
-use crate::store::{Store, StoreError};
+use crate::store::{EtcdAccess, Store, StoreError};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,7 +17,37 @@ pub struct LocalEtcd {
     dir: PathBuf,
     pub client_url: String,
     pub peer_url: String,
+    /// How [`LocalEtcd::connect`] (and the readiness check) reach it: as root when secured.
+    access: EtcdAccess,
+    /// What [`LocalEtcd::start_secured`] made; `None` for a plain one.
+    pub security: Option<EtcdSecurity>,
 }
+
+/// The files and users of a secured [`LocalEtcd`]. The files are in its scratch dir (they go
+/// with it).
+#[derive(Debug, Clone)]
+pub struct EtcdSecurity {
+    /// The CA that signed etcd's serving certificate and the client certificate.
+    pub ca_file: PathBuf,
+    /// A client certificate (and its key) etcd accepts. Its subject, [`CLIENT_CERT_NAME`], is no
+    /// etcd user, so it grants nothing by itself: rights come from the user a client logs in as.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The user with `root`'s role (what Gohan would write as in the tests).
+    pub root_password: String,
+    /// A user allowed to read and write every key under `/` (what the controller needs).
+    pub user: String,
+    pub password: String,
+    /// A user with no role at all: it logs in, and may read nothing.
+    pub powerless_user: String,
+    pub powerless_password: String,
+}
+
+/// etcd's own default `--auth-token-ttl`.
+const ETCD_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// The subject of a secured etcd's client certificate.
+pub const CLIENT_CERT_NAME: &str = "heat-reconciler-client";
 
 /// One member's place in a cluster.
 struct Member {
@@ -37,8 +70,54 @@ impl LocalEtcd {
         let (client_url, peer_url) = (url(ports[0]), url(ports[1]));
         let member =
             Member { name: "local".into(), initial_cluster: format!("local={peer_url}"), client_url, peer_url };
-        let mut etcd = LocalEtcd::spawn(binary, member, ports[0])?;
+        let mut etcd = LocalEtcd::spawn(binary, member, ports[0], None)?;
         etcd.wait_ready().await?;
+        Ok(etcd)
+    }
+
+    /// Starts `etcd` (as [`LocalEtcd::start`]) secured: an `https://` client URL with a serving
+    /// certificate for 127.0.0.1, client certificates required (`--client-cert-auth`), and
+    /// etcd's own authentication enabled with the users of [`EtcdSecurity`]. [`connect`] logs in
+    /// as root.
+    ///
+    /// [`connect`]: LocalEtcd::connect
+    pub async fn start_secured() -> anyhow::Result<LocalEtcd> {
+        LocalEtcd::start_secured_with_token_ttl(ETCD_TOKEN_TTL).await
+    }
+
+    /// [`LocalEtcd::start_secured`] whose login tokens expire after `token_ttl` without use
+    /// (etcd's `--auth-token-ttl`, whole seconds; 5 minutes by default).
+    pub async fn start_secured_with_token_ttl(token_ttl: Duration) -> anyhow::Result<LocalEtcd> {
+        let ca = TestCa::new("heat-reconciler test etcd CA")?;
+        let ports = free_tcp_ports(2).context("finding free ports for etcd")?;
+        let member = Member {
+            name: "local".into(),
+            initial_cluster: format!("local={}", url(ports[1])),
+            client_url: format!("https://127.0.0.1:{}", ports[0]),
+            peer_url: url(ports[1]),
+        };
+        let mut etcd = LocalEtcd::spawn(default_binary(), member, ports[0], Some((&ca, token_ttl)))?;
+        let client = ca.client(CLIENT_CERT_NAME)?;
+        client.write(&etcd.dir, "client")?;
+        etcd.access = EtcdAccess {
+            ca: Some(ca.pem().as_bytes().to_vec()),
+            identity: Some((client.cert_pem.into_bytes(), client.key_pem.into_bytes())),
+            user: None,
+        };
+        etcd.wait_ready().await?;
+        let security = EtcdSecurity {
+            ca_file: etcd.dir.join("ca.crt"),
+            cert_file: etcd.dir.join("client.crt"),
+            key_file: etcd.dir.join("client.key"),
+            root_password: crate::ids::random_id(),
+            user: "heat-reconciler".into(),
+            password: crate::ids::random_id(),
+            powerless_user: "nobody".into(),
+            powerless_password: crate::ids::random_id(),
+        };
+        enable_auth(&etcd.connect().await?, &security).await.context("enabling etcd's authentication")?;
+        etcd.access.user = Some(("root".into(), security.root_password.clone()));
+        etcd.security = Some(security);
         Ok(etcd)
     }
 
@@ -55,7 +134,7 @@ impl LocalEtcd {
                 peer_url: url(ports[2 * n + 1]),
                 initial_cluster: initial_cluster.clone(),
             };
-            members.push(LocalEtcd::spawn(default_binary(), member, format!("{}-m{n}", ports[0]))?);
+            members.push(LocalEtcd::spawn(default_binary(), member, format!("{}-m{n}", ports[0]), None)?);
         }
         // A member answers only once a quorum has formed, so every one is started first.
         for member in &mut members {
@@ -64,9 +143,32 @@ impl LocalEtcd {
         Ok(members)
     }
 
-    fn spawn(binary: PathBuf, member: Member, tag: impl std::fmt::Display) -> anyhow::Result<LocalEtcd> {
+    /// Starts the process; with a CA, serving TLS with a certificate it signs and requiring
+    /// client certificates it signed (the files go into the scratch dir), and with that TTL of
+    /// login tokens.
+    fn spawn(
+        binary: PathBuf,
+        member: Member,
+        tag: impl std::fmt::Display,
+        tls: Option<(&TestCa, Duration)>,
+    ) -> anyhow::Result<LocalEtcd> {
         let dir = scratch_dir("etcd", tag).context("making etcd's data dir")?;
         let data_dir = dir.join("data");
+        let tls_args: Vec<String> = match tls {
+            Some((ca, token_ttl)) => {
+                std::fs::write(dir.join("ca.crt"), ca.pem())?;
+                ca.loopback_server()?.write(&dir, "server")?;
+                let file = |name: &str| dir.join(name).display().to_string();
+                vec![
+                    format!("--cert-file={}", file("server.crt")),
+                    format!("--key-file={}", file("server.key")),
+                    format!("--trusted-ca-file={}", file("ca.crt")),
+                    "--client-cert-auth".into(),
+                    format!("--auth-token-ttl={}", token_ttl.as_secs().max(1)),
+                ]
+            }
+            None => Vec::new(),
+        };
         let Member { name, client_url, peer_url, initial_cluster } = member;
         let (client, peer) = (client_url.clone(), peer_url.clone());
         let process =
@@ -78,10 +180,11 @@ impl LocalEtcd {
                     .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
                     .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
                     .args(["--initial-cluster", &initial_cluster])
-                    .args(["--auto-compaction-retention", "1h", "--log-level", "error"]);
+                    .args(["--auto-compaction-retention", "1h", "--log-level", "error"])
+                    .args(&tls_args);
                 command
             })?;
-        Ok(LocalEtcd { process, dir, client_url, peer_url })
+        Ok(LocalEtcd { process, dir, client_url, peer_url, access: EtcdAccess::default(), security: None })
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -92,7 +195,7 @@ impl LocalEtcd {
             }
             // Bounded, so a connection that never completes cannot outlast the deadline.
             let attempt = async {
-                let store = Store::connect(std::slice::from_ref(&self.client_url)).await?;
+                let store = Store::connect_with(std::slice::from_ref(&self.client_url), &self.access).await?;
                 store.revision().await
             };
             if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
@@ -129,9 +232,29 @@ impl LocalEtcd {
         vec![self.client_url.clone()]
     }
 
+    /// A client; as root when secured.
     pub async fn connect(&self) -> Result<Store, StoreError> {
-        Store::connect(&self.endpoints()).await
+        Store::connect_with(&self.endpoints(), &self.access).await
     }
+}
+
+/// What etcdctl's `user add root`, `auth enable` and a few role grants do: root (with the root
+/// role, which etcd requires before it enables authentication), a user with read and write on
+/// every key under `/`, and one with no role.
+async fn enable_auth(store: &Store, security: &EtcdSecurity) -> Result<(), etcd_client::Error> {
+    use etcd_client::Permission;
+    let mut client = store.client();
+    client.user_add("root", security.root_password.as_str(), None).await?;
+    client.role_add("root").await?;
+    client.user_grant_role("root", "root").await?;
+    let role = "heat-reconciler";
+    client.role_add(role).await?;
+    client.role_grant_permission(role, Permission::read_write("/").with_prefix()).await?;
+    client.user_add(security.user.as_str(), security.password.as_str(), None).await?;
+    client.user_grant_role(security.user.as_str(), role).await?;
+    client.user_add(security.powerless_user.as_str(), security.powerless_password.as_str(), None).await?;
+    client.auth_enable().await?;
+    Ok(())
 }
 
 impl Drop for LocalEtcd {

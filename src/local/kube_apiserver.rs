@@ -231,20 +231,10 @@ fn command(binary: &Path, etcd_url: &str, port: u16, dir: &Path) -> Command {
 /// The serving certificate (a CA of its own and a leaf for 127.0.0.1), the service-account key
 /// and the token file with one admin.
 fn write_credentials(dir: &Path, admin_token: &str) -> anyhow::Result<()> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "heat-reconciler test CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let serving_key = KeyPair::generate()?;
-    let serving = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?
-        .signed_by(&serving_key, &issuer)?;
-    std::fs::write(dir.join("ca.crt"), ca_cert.pem())?;
-    std::fs::write(dir.join("serving.crt"), serving.pem())?;
-    std::fs::write(dir.join("serving.key"), serving_key.serialize_pem())?;
-    let service_account = KeyPair::generate()?;
+    let ca = super::certs::TestCa::new("heat-reconciler test CA")?;
+    std::fs::write(dir.join("ca.crt"), ca.pem())?;
+    ca.loopback_server()?.write(dir, "serving")?;
+    let service_account = rcgen::KeyPair::generate()?;
     std::fs::write(dir.join("service-account.key"), service_account.serialize_pem())?;
     std::fs::write(dir.join("service-account.pub"), service_account.public_key_pem())?;
     std::fs::write(dir.join("tokens.csv"), format!("{admin_token},admin,admin,\"system:masters\"\n"))?;

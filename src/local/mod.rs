@@ -3,6 +3,7 @@
 //! one guard (`process::ChildProcess`); Heat and Keystone are daemons of the project's own
 //! scripts, known by port and state dir. No product module starts anything.
 
+pub mod certs;
 pub(crate) mod etcd;
 pub mod heat;
 pub mod keystone;
@@ -11,7 +12,7 @@ pub mod ports;
 pub(crate) mod process;
 pub(crate) mod snmpd;
 
-pub use etcd::LocalEtcd;
+pub use etcd::{CLIENT_CERT_NAME, EtcdSecurity, LocalEtcd};
 pub use heat::LocalHeat;
 pub use kube_apiserver::LocalKubeApiserver;
 pub use snmpd::LocalSnmpd;

@@ -1,10 +1,12 @@
 //! etcd v3 access: the one place that talks to etcd. Paginated lists, a watch that resumes and
 //! relists (`watcher`), transactions ([`Txn`]), leases and leader election (`lease`).
 
+pub(crate) mod access;
 pub(crate) mod lease;
 pub(crate) mod txn;
 pub(crate) mod watcher;
 
+pub use access::{AccessError, EtcdAccess};
 pub use lease::{Leadership, Lease, campaign};
 pub use txn::Txn;
 pub use watcher::{Listing, WatchEvent, watch_listing, watch_prefix};
@@ -113,41 +115,47 @@ fn never_sent(error: &etcd_client::Error) -> bool {
     text.contains("ConnectError") || text.contains("tcp connect error")
 }
 
-/// How to reach a secured etcd: TLS (a CA to trust, and a client certificate for mutual TLS) and
-/// etcd's own user authentication. The default is plain HTTP without credentials.
-#[derive(Debug, Clone, Default)]
-pub struct EtcdAccess {
-    /// PEM CA bundle that signed the etcd servers' certificates.
-    pub ca: Option<Vec<u8>>,
-    /// PEM client certificate and key, for etcd's `--client-cert-auth`.
-    pub identity: Option<(Vec<u8>, Vec<u8>)>,
-    /// User and password for etcd's `auth enable`.
-    pub user: Option<(String, String)>,
-}
-
 impl Store {
     pub async fn connect(endpoints: &[String]) -> Result<Store, StoreError> {
         Store::connect_with(endpoints, &EtcdAccess::default()).await
     }
 
     pub async fn connect_with(endpoints: &[String], access: &EtcdAccess) -> Result<Store, StoreError> {
-        let mut options = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(std::time::Duration::from_secs(5))
-            .with_keep_alive(std::time::Duration::from_secs(10), std::time::Duration::from_secs(5));
-        if access.ca.is_some() || access.identity.is_some() {
-            let mut tls = etcd_client::TlsOptions::new();
-            if let Some(ca) = &access.ca {
-                tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        Ok(Store {
+            client: Client::connect(endpoints, Some(access.connect_options())).await?,
+            round_trips: Arc::default(),
+        })
+    }
+
+    /// Connects and reads `prefix` once (count only), as the user of `access`, within
+    /// [`access::CHECK_TIMEOUT`]: the start-up check of every command that uses etcd. A failure
+    /// names its cause in the operator's terms (a certificate the client does not trust, a
+    /// client certificate missing, a password etcd rejects, a user without the right to read
+    /// `prefix`, ...).
+    pub async fn connect_checked(
+        endpoints: &[String],
+        access: &EtcdAccess,
+        prefix: &str,
+    ) -> Result<Store, AccessError> {
+        access.check_files().map_err(|cause| AccessError::new(endpoints, cause))?;
+        let attempt = async {
+            let store = Store::connect_with(endpoints, access).await?;
+            let options = GetOptions::new().with_prefix().with_count_only();
+            store.count_round_trip("range");
+            unsent_retried(|| async { store.client.clone().get(prefix, Some(options.clone())).await }).await?;
+            Ok::<_, StoreError>(store)
+        };
+        match tokio::time::timeout(access::CHECK_TIMEOUT, attempt).await {
+            Ok(Ok(store)) => Ok(store),
+            Ok(Err(StoreError::Etcd(error))) => {
+                Err(AccessError::new(endpoints, access::cause(&error, endpoints, access, prefix)))
             }
-            if let Some((cert, key)) = &access.identity {
-                tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
-            }
-            options = options.with_tls(tls);
+            Ok(Err(other)) => Err(AccessError::new(endpoints, other.to_string())),
+            Err(_) => Err(AccessError::new(
+                endpoints,
+                format!("no answer to a read of {prefix} within {} s", access::CHECK_TIMEOUT.as_secs()),
+            )),
         }
-        if let Some((user, password)) = &access.user {
-            options = options.with_user(user, password);
-        }
-        Ok(Store { client: Client::connect(endpoints, Some(options)).await?, round_trips: Arc::default() })
     }
 
     /// How many requests this handle and its clones have sent through [`Store`]'s own calls:
@@ -328,13 +336,13 @@ impl Store {
         Ok(response)
     }
 
-    /// The current revision of the store.
+    /// The current revision of the store. It reads the one key `/` (count only): any user the
+    /// controller runs as may read it, since every key it uses is under `/`.
     pub async fn revision(&self) -> Result<i64, StoreError> {
         self.count_round_trip("range");
-        let response = unsent_retried(|| async {
-            self.client.clone().get("\0", Some(GetOptions::new().with_count_only())).await
-        })
-        .await?;
+        let response =
+            unsent_retried(|| async { self.client.clone().get("/", Some(GetOptions::new().with_count_only())).await })
+                .await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 

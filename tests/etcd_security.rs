@@ -1,0 +1,432 @@
+//! The controller on a real etcd secured as in production: TLS with a serving certificate for
+//! 127.0.0.1, client certificates required, and etcd's own authentication enabled (certificates
+//! made here with rcgen, users created through etcd's auth API; `LocalEtcd::start_secured`).
+//!
+//! The real binary, given only its `--etcd-*` flags, converges the flagship load-balancer flow
+//! (planner and worker on the shared standalone Heat), and `status`, `why` and `plan` read the
+//! secured etcd. A wrong CA, a missing client certificate, a wrong password and a user without
+//! rights each end `run` and `status` within seconds with one line naming the cause. No output
+//! ever holds a password.
+
+mod support;
+
+use heat_reconciler::conformance::{Scenario, TimelineEvent};
+use heat_reconciler::local::LocalEtcd;
+use heat_reconciler::local::certs::TestCa;
+use heat_reconciler::protocol::{Record, ResourceRoot, StateRecord};
+use heat_reconciler::schema::Schema;
+use heat_reconciler::store::{EtcdAccess, Store};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_heat-reconciler");
+
+/// How long a refused command may take to end (the start-up check's own bound is 10 s).
+const REFUSAL_BOUND: Duration = Duration::from_secs(15);
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(support::unique("heat-reconciler-etcd-security"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// Writes `name` with `content`; its path.
+    fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn path(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The binary with `args`, its etcd password (if any) in the environment only, and no other etcd
+/// setting inherited from the test's environment.
+fn command(args: &[String], password: Option<&str>) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HEAT_RECONCILER_ETCD") {
+            command.env_remove(name);
+        }
+    }
+    if let Some(password) = password {
+        command.env("HEAT_RECONCILER_ETCD_PASSWORD", password);
+    }
+    command
+}
+
+/// Runs a command that is expected to end by itself within [`REFUSAL_BOUND`]; its output and
+/// how long it took. A command still running then is killed and fails the test.
+fn run_bounded(mut command: Command) -> (Output, Duration) {
+    let began = Instant::now();
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the binary starts");
+    while child.try_wait().expect("waiting").is_none() {
+        if began.elapsed() > REFUSAL_BOUND {
+            child.kill().ok();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {REFUSAL_BOUND:?}; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr).lines().take(20).collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), began.elapsed())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `--etcd-*` flags of a client of `etcd` (endpoint, CA, client certificate, user).
+struct Flags {
+    endpoint: String,
+    ca: Option<PathBuf>,
+    cert: Option<(PathBuf, PathBuf)>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+impl Flags {
+    /// Everything right: the CA, the client certificate and the controller's user.
+    fn good(etcd: &LocalEtcd) -> Flags {
+        let security = etcd.security.as_ref().expect("a secured etcd");
+        Flags {
+            endpoint: etcd.client_url.clone(),
+            ca: Some(security.ca_file.clone()),
+            cert: Some((security.cert_file.clone(), security.key_file.clone())),
+            user: Some(security.user.clone()),
+            password_file: None,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![format!("--etcd-endpoints={}", self.endpoint)];
+        if let Some(ca) = &self.ca {
+            args.push(format!("--etcd-ca-file={}", path(ca)));
+        }
+        if let Some((cert, key)) = &self.cert {
+            args.push(format!("--etcd-cert-file={}", path(cert)));
+            args.push(format!("--etcd-key-file={}", path(key)));
+        }
+        if let Some(user) = &self.user {
+            args.push(format!("--etcd-user={user}"));
+        }
+        if let Some(file) = &self.password_file {
+            args.push(format!("--etcd-password-file={}", path(file)));
+        }
+        args
+    }
+}
+
+/// `run` of the planner and worker roles with these flags.
+fn run_args(flags: &Flags, heat_url: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["run", "--roles", "planner,worker", "--leader-ttl", "3", "--heat-url", heat_url]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(flags.args());
+    args
+}
+
+/// The flagship example's Gohan writes (the demo's timeline).
+fn flagship() -> Scenario {
+    Scenario::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/load_balancer"))
+}
+
+/// The `/state` record of a resource, if any.
+async fn state(store: &Store, key: &str) -> Option<StateRecord> {
+    let kv = store.get(key).await.expect("etcd answers")?;
+    match Record::from_etcd(&kv.key, &kv.value) {
+        Ok(Record::State(state)) => Some(state),
+        other => panic!("{key} is not a state record: {other:?}"),
+    }
+}
+
+/// Writes the example's configuration as Gohan did (as root), waiting where Gohan waited for a
+/// job to finish: until the resource's `/state` has reached that job's version, or is gone for a
+/// deletion. The controller under test is the only one that can get it there.
+async fn write_as_gohan(store: &Store, schema: &Schema, controller: &mut Child, log: &Path) {
+    for (line, event) in flagship().timeline().expect("the example's timeline") {
+        match event {
+            TimelineEvent::Config { key, value: Some(value), .. } => {
+                store.put(&key, serde_json::to_vec(&value).unwrap()).await.expect("Gohan's write");
+            }
+            TimelineEvent::Config { key, value: None, .. } => {
+                store.delete(&key).await.expect("Gohan's delete");
+            }
+            TimelineEvent::JobCreated { .. } => {}
+            TimelineEvent::JobFinished { resource_type, resource_id, version, action, .. } => {
+                let key = schema.resource_types.key(ResourceRoot::State, &resource_type, &resource_id).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(300);
+                loop {
+                    let found = state(store, &key).await;
+                    let done = match &found {
+                        Some(state) => state.version >= version && !state.state.worker_state.ends_with("_IN_PROGRESS"),
+                        None => action == "logical_delete",
+                    };
+                    if done {
+                        break;
+                    }
+                    if let Ok(Some(status)) = controller.try_wait() {
+                        panic!("the controller exited ({status}):\n{}", std::fs::read_to_string(log).unwrap());
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "timeline.jsonl:{line}: {key} did not reach version {version} within 300 s (found {found:?})"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_converges_the_flagship_flow_over_tls_and_etcd_auth() {
+    heat_reconciler::tls::install_crypto_provider();
+    let etcd = LocalEtcd::start_secured().await.expect("a secured etcd starts");
+    let security = etcd.security.clone().unwrap();
+    let root = etcd.connect().await.expect("root connects");
+    let schema = Schema::shipped().unwrap();
+    let heat_url = support::heat_url();
+    let scratch = Scratch::new();
+
+    // `run` reads its password from a file (as the chart mounts it), with a trailing newline.
+    let mut flags = Flags::good(&etcd);
+    flags.password_file = Some(scratch.file("password", &format!("{}\n", security.password)));
+    let log = scratch.0.join("controller.log");
+    let mut controller = command(&run_args(&flags, &heat_url), None)
+        .stdout(std::fs::File::create(scratch.0.join("controller.out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the controller starts");
+
+    write_as_gohan(&root, &schema, &mut controller, &log).await;
+    let lb = format!("/state/v2.0/load_balancers/{}", support::FLAGSHIP_LB);
+    let lb_state = state(&root, &lb).await.expect("the load balancer has a state");
+    assert_eq!((lb_state.version, lb_state.state.worker_state.as_str()), (2, "MODIFY_COMPLETED"), "{lb_state:?}");
+
+    // The operator's commands, with the password from the environment.
+    let operator = |args: &[&str]| -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(Flags::good(&etcd).args());
+        command(&all, Some(&security.password)).output().expect("the command runs")
+    };
+    let status = operator(&["status", "-o", "json"]);
+    assert!(status.status.success(), "status: {}", text(&status.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&status.stdout).expect("status -o json");
+    let row = rows.iter().find(|r| r["id"] == support::FLAGSHIP_LB).expect("the load balancer's row");
+    assert_eq!((row["applied_version"].clone(), row["converged"].clone()), (2.into(), true.into()), "{row}");
+    let unconverged: Vec<&Value> = rows.iter().filter(|r| r["converged"] != true).collect();
+    assert!(unconverged.is_empty(), "not converged: {unconverged:?}");
+
+    let resource = format!("load_balancer/{}", support::FLAGSHIP_LB);
+    let why = operator(&["why", &resource]);
+    assert!(why.status.success(), "why exits 0 for a converged resource: {}{}", text(&why.stdout), text(&why.stderr));
+    assert!(text(&why.stdout).contains("converged: version 2 applied"), "{}", text(&why.stdout));
+
+    let plan = operator(&["plan", &resource, "--heat-url", &heat_url]);
+    assert!(plan.status.success(), "plan: {}{}", text(&plan.stdout), text(&plan.stderr));
+    let report = text(&plan.stdout);
+    assert!(report.starts_with(&format!("plan {resource} (etcd revision ")), "{report}");
+    assert!(report.contains("already converged"), "{report}");
+
+    controller.kill().ok();
+    controller.wait().ok();
+    let logs = std::fs::read_to_string(&log).unwrap();
+    for (what, output) in
+        [("run", logs.as_str()), ("status", &text(&status.stderr)), ("why", &text(&why.stdout)), ("plan", &report)]
+    {
+        assert!(!output.contains(&security.password), "the password is in the output of {what}");
+    }
+    // Nothing was refused on the way.
+    assert!(!logs.contains("permission denied") && !logs.contains("authentication failed"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refusal_ends_run_and_status_within_seconds_with_its_cause() {
+    heat_reconciler::tls::install_crypto_provider();
+    let etcd = LocalEtcd::start_secured().await.expect("a secured etcd starts");
+    let security = etcd.security.clone().unwrap();
+    let scratch = Scratch::new();
+    let other_ca = scratch.file("other-ca.crt", TestCa::new("another CA").unwrap().pem());
+    let endpoint = etcd.client_url.clone();
+
+    let wrong_ca = Flags { ca: Some(other_ca), ..Flags::good(&etcd) };
+    let no_client_cert = Flags { cert: None, ..Flags::good(&etcd) };
+    let powerless = Flags { user: Some(security.powerless_user.clone()), ..Flags::good(&etcd) };
+    let wrong_password = "not-the-password-7f3a";
+    let cases = [
+        (
+            "a wrong CA",
+            wrong_ca,
+            security.password.as_str(),
+            "TLS: the server certificate is not signed by the CA in --etcd-ca-file",
+        ),
+        (
+            "no client certificate",
+            no_client_cert,
+            &security.password,
+            "TLS: etcd requires a client certificate: give --etcd-cert-file and --etcd-key-file",
+        ),
+        (
+            "a wrong password",
+            Flags::good(&etcd),
+            wrong_password,
+            "etcd rejected the user `heat-reconciler`: authentication failed (wrong password, or no such user?)",
+        ),
+        (
+            "a user without rights",
+            powerless,
+            &security.powerless_password,
+            "etcd user `nobody` may not read /config/: permission denied",
+        ),
+    ];
+    for (what, flags, password, cause) in cases {
+        for args in [run_args(&flags, "http://127.0.0.1:9"), [vec!["status".to_owned()], flags.args()].concat()] {
+            let (output, took) = run_bounded(command(&args, Some(password)));
+            let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+            let context = format!("{} with {what} (took {took:?}):\n{stderr}", args[0]);
+            assert!(!output.status.success(), "{context}");
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines, [format!("error: etcd at {endpoint}: {cause}")], "{context}");
+            assert!(stdout.is_empty(), "{context}\nstdout: {stdout}");
+            for secret in [security.password.as_str(), &security.powerless_password, wrong_password] {
+                assert!(!stderr.contains(secret), "a password in the output: {context}");
+            }
+        }
+    }
+
+    // The password is never an argument.
+    let mut args = run_args(&Flags::good(&etcd), "http://127.0.0.1:9");
+    args.push(format!("--etcd-password={}", security.password));
+    let (output, _) = run_bounded(command(&args, None));
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("unexpected argument '--etcd-password'"), "{}", text(&output.stderr));
+}
+
+/// A client certificate of another CA, and endpoints of the wrong scheme, are named too (checked
+/// in-process: the binary prints what [`Store::connect_checked`] says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_client_certificate_and_a_wrong_scheme_are_named() {
+    heat_reconciler::tls::install_crypto_provider();
+    let etcd = LocalEtcd::start_secured().await.expect("a secured etcd starts");
+    let plain = LocalEtcd::start().await.expect("a plain etcd starts");
+    let security = etcd.security.clone().unwrap();
+    let ca = std::fs::read(&security.ca_file).unwrap();
+    let user = Some((security.user.clone(), security.password.clone()));
+    let foreign = TestCa::new("another CA").unwrap().client("intruder").unwrap();
+    let cases = [
+        (
+            etcd.client_url.clone(),
+            EtcdAccess {
+                ca: Some(ca.clone()),
+                identity: Some((foreign.cert_pem.into_bytes(), foreign.key_pem.into_bytes())),
+                user: user.clone(),
+            },
+            "TLS: etcd did not accept the client certificate of --etcd-cert-file",
+        ),
+        (
+            etcd.client_url.replace("https://", "http://"),
+            EtcdAccess::default(),
+            "etcd closed the connection: does it serve TLS? then use https:// endpoints",
+        ),
+        (
+            plain.client_url.replace("http://", "https://"),
+            EtcdAccess { ca: Some(ca), ..Default::default() },
+            "does etcd serve TLS on this port? (a plain etcd needs http://)",
+        ),
+    ];
+    for (endpoint, access, cause) in cases {
+        let began = Instant::now();
+        let error = match Store::connect_checked(std::slice::from_ref(&endpoint), &access, "/config/").await {
+            Ok(_) => panic!("{endpoint} with {access:?} was let in"),
+            Err(error) => error.to_string(),
+        };
+        assert!(began.elapsed() < REFUSAL_BOUND, "{endpoint}: took {:?}", began.elapsed());
+        assert!(error.starts_with(&format!("etcd at {endpoint}: ")) && error.contains(cause), "{endpoint}: {error}");
+        assert!(!error.contains(&security.password), "{error}");
+        assert!(!format!("{access:?}").contains(&security.password), "the access's Debug shows the password");
+    }
+}
+
+/// Files that hold no PEM certificate or key, or a key that is not the certificate's, are named
+/// before any connection (TLS would only say that the server is not trusted, or "transport
+/// error").
+#[tokio::test]
+async fn unusable_certificate_files_are_named_before_connecting() {
+    heat_reconciler::tls::install_crypto_provider();
+    let ca = TestCa::new("a CA").unwrap();
+    let client = ca.client("someone").unwrap();
+    let other = ca.client("someone else").unwrap();
+    let pem = |text: &str| text.as_bytes().to_vec();
+    let with = |ca_pem: &[u8], cert: &str, key: &str| EtcdAccess {
+        ca: Some(ca_pem.to_vec()),
+        identity: Some((pem(cert), pem(key))),
+        user: Some(("heat-reconciler".into(), "a-password-9c1e".into())),
+    };
+    let cases = [
+        (with(b"not a certificate", &client.cert_pem, &client.key_pem), "--etcd-ca-file holds no PEM certificate"),
+        (with(ca.pem().as_bytes(), "garbage", &client.key_pem), "--etcd-cert-file holds no PEM certificate"),
+        (with(ca.pem().as_bytes(), &client.key_pem, &client.cert_pem), "--etcd-cert-file holds no PEM certificate"),
+        (with(ca.pem().as_bytes(), &client.cert_pem, "garbage"), "--etcd-key-file holds no PEM private key"),
+        (
+            with(ca.pem().as_bytes(), &client.cert_pem, &other.key_pem),
+            "--etcd-key-file is not the key of --etcd-cert-file",
+        ),
+    ];
+    // Nothing listens on port 9: the check must not get as far as connecting.
+    let endpoint = "https://127.0.0.1:9".to_owned();
+    for (access, cause) in cases {
+        let error = match Store::connect_checked(std::slice::from_ref(&endpoint), &access, "/config/").await {
+            Ok(_) => panic!("{access:?} connected"),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(error, format!("etcd at {endpoint}: {cause}"));
+    }
+}
+
+/// etcd's login tokens expire when unused (5 minutes by default; 1 s here): the store logs in
+/// again, where a client that does not is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_login_token_is_renewed() {
+    heat_reconciler::tls::install_crypto_provider();
+    let etcd = LocalEtcd::start_secured_with_token_ttl(Duration::from_secs(1)).await.expect("a secured etcd starts");
+    let security = etcd.security.clone().unwrap();
+    let read = |path: &Path| std::fs::read(path).unwrap();
+    let access = EtcdAccess {
+        ca: Some(read(&security.ca_file)),
+        identity: Some((read(&security.cert_file), read(&security.key_file))),
+        user: Some((security.user.clone(), security.password.clone())),
+    };
+    let store = Store::connect_checked(&etcd.endpoints(), &access, "/config/").await.expect("the user gets in");
+    // The same login without renewal, to show that the token did expire.
+    let tls = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&security.ca_file)))
+        .identity(etcd_client::Identity::from_pem(read(&security.cert_file), read(&security.key_file)));
+    let options = etcd_client::ConnectOptions::new().with_tls(tls).with_user(&security.user, &security.password);
+    let mut plain = etcd_client::Client::connect(etcd.endpoints(), Some(options)).await.expect("connects");
+    plain.get("/config/", None).await.expect("a fresh token works");
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let refused = plain.get("/config/", None).await.expect_err("the unused token expired");
+    assert!(refused.to_string().contains("invalid auth token"), "{refused}");
+    store.list("/config/").await.expect("the store logs in again");
+    store.put("/config/renewed", "yes").await.expect("and writes");
+}
