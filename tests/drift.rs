@@ -4,8 +4,9 @@
 
 mod support;
 
-use heat_reconciler::heat::{Endpoint, HeatClient, StackRef, StackRequest};
+use heat_reconciler::heat::{Endpoint, HeatClient};
 use heat_reconciler::local::LocalHeat;
+use heat_reconciler::local::heat::create_none_stack;
 use heat_reconciler::protocol::{Action, Job, JobId, JobQueue, JobRecord, JobSpec};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{Store, Txn, campaign};
@@ -64,24 +65,6 @@ async fn live_job(store: &Store, id: &str) {
     store.put(&JobQueue::All.key(&job.id), value).await.unwrap();
 }
 
-/// Creates a stack of one `OS::Heat::None` through Heat's API and waits until it is complete.
-async fn create_none_stack(heat: &HeatClient, tenant: &str, name: &str) -> StackRef {
-    let request = StackRequest {
-        stack_name: Some(name.to_owned()),
-        template: "heat_template_version: 2013-05-23\nresources:\n  x: {type: OS::Heat::None}\n".into(),
-        parameters: Default::default(),
-        timeout_mins: None,
-        disable_rollback: true,
-    };
-    let stack = heat.create(tenant, &request).await.unwrap();
-    eventually(60, || async {
-        let shown = heat.show(tenant, &stack, false).await.unwrap();
-        (shown.stack_status == "CREATE_COMPLETE").then_some(())
-    })
-    .await;
-    stack
-}
-
 /// A drift repairer running in this process, with its own Heat client (to count its calls).
 struct Repairer {
     heat: HeatClient,
@@ -118,7 +101,7 @@ async fn two_replicas_run_drift_repair_and_only_the_leader_checks_and_repairs() 
     let tenant = unique("tenant");
     let (id, kept) = (unique("net"), unique("net"));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).unwrap();
-    create_none_stack(&heat, &tenant, &format!("network_{kept}")).await;
+    create_none_stack(&heat, &tenant, &format!("network_{kept}")).await.unwrap();
     converged(&h.store, &[(id.clone(), tenant.clone()), (kept.clone(), tenant.clone())]).await;
     let a = Repairer::start(&h.store, "replica-a");
     let b = Repairer::start(&h.store, "replica-b");
@@ -154,7 +137,7 @@ async fn a_pass_lists_each_tenant_once_in_pages_and_repairs_at_most_its_cap() {
     let tenant = unique("tenant");
     let id = |n: usize| format!("r{n:05}");
 
-    let model = create_none_stack(&heat, &tenant, &format!("network_{}", id(0))).await;
+    let model = create_none_stack(&heat, &tenant, &format!("network_{}", id(0))).await.unwrap();
     let seeded: Vec<(String, bool)> = (1..N)
         .filter(|n| !gone.contains(n) && *n != busy)
         .map(|n| (format!("network_{}", id(n)), failed.contains(&n)))

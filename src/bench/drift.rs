@@ -12,7 +12,8 @@
 
 use super::mirror::{TENANT, load_balancer_id};
 use super::resync::load;
-use crate::heat::{Endpoint, HeatClient, LIST_PAGE, StackRef, StackRequest};
+use crate::heat::{Endpoint, HeatClient, LIST_PAGE};
+use crate::local::heat::create_none_stack;
 use crate::local::{LocalEtcd, LocalHeat};
 use crate::schema::Schema;
 use crate::store::campaign;
@@ -36,7 +37,7 @@ pub async fn drift(stacks: usize, max_repairs: usize, schema: &Schema) -> anyhow
     let failed = |n: usize| n % 100 == 49;
 
     let started = Instant::now();
-    let model = create_none_stack(&heat, &stack_name(0)).await?;
+    let model = create_none_stack(&heat, TENANT, &stack_name(0)).await?;
     let seeded: Vec<(String, bool)> = (1..stacks).filter(|n| !gone(*n)).map(|n| (stack_name(n), failed(n))).collect();
     local.seed_stacks(&model.id, &seeded).await?;
     load(&store, stacks).await?;
@@ -105,22 +106,4 @@ pub async fn drift(stacks: usize, max_repairs: usize, schema: &Schema) -> anyhow
         per_resource * stacks as f64
     );
     Ok(())
-}
-
-/// One `OS::Heat::None` stack made through the API, once complete.
-async fn create_none_stack(heat: &HeatClient, name: &str) -> anyhow::Result<StackRef> {
-    let request = StackRequest {
-        stack_name: Some(name.to_owned()),
-        template: "heat_template_version: 2013-05-23\nresources:\n  x: {type: OS::Heat::None}\n".into(),
-        parameters: Default::default(),
-        timeout_mins: None,
-        disable_rollback: true,
-    };
-    let stack = heat.create(TENANT, &request).await?;
-    let since = Instant::now();
-    while heat.show(TENANT, &stack, false).await?.stack_status != "CREATE_COMPLETE" {
-        anyhow::ensure!(since.elapsed() < Duration::from_secs(120), "stack {name} not complete after 2 minutes");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(stack)
 }

@@ -5,11 +5,32 @@
 //! dir of its own, where it can be killed, broken or restarted on its database.
 
 use super::process::free_tcp_port;
+use crate::heat::{HeatClient, StackRef, StackRequest};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Creates a stack of one `OS::Heat::None` through Heat's API and waits (up to 2 minutes) until it
+/// is complete: a real stack, for tests and benchmarks that need some (e.g. as the model of the
+/// copies `LocalHeat::seed_stacks` adds).
+pub async fn create_none_stack(heat: &HeatClient, tenant: &str, name: &str) -> anyhow::Result<StackRef> {
+    let request = StackRequest {
+        stack_name: Some(name.to_owned()),
+        template: "heat_template_version: 2013-05-23\nresources:\n  x: {type: OS::Heat::None}\n".into(),
+        parameters: Default::default(),
+        timeout_mins: None,
+        disable_rollback: true,
+    };
+    let stack = heat.create(tenant, &request).await?;
+    let since = Instant::now();
+    while heat.show(tenant, &stack, false).await?.stack_status != "CREATE_COMPLETE" {
+        anyhow::ensure!(since.elapsed() < Duration::from_secs(120), "stack {name} not complete after 2 minutes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(stack)
+}
 
 /// Where a test's own Heats keep their dirs, one `<name>-<port>` each (so `scripts/test.sh` can
 /// stop whatever a killed test left running).
