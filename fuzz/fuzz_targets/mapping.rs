@@ -4,9 +4,7 @@
 //!   "relations": {type: {field: type}}, "version": n}`; all but `mapping` optional.
 #![no_main]
 
-use heat_reconciler::mapping::{
-    Mapping, Relations, ResourceIndex, Scope, TemplateMappings, Traversal, evaluate_param,
-};
+use heat_reconciler::mapping::{Mapping, Relations, ResourceIndex, Scope, TemplateMappings, Traversal, evaluate_param};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
