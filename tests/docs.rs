@@ -10,11 +10,19 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The project's own files with one of `extensions`: not the build output, not git's, not the
+/// The project's own files with one of `extensions`: not the build outputs, not git's, not the
 /// copied corpus (upstream's text, kept verbatim).
 fn project_files(extensions: &[&str]) -> Vec<PathBuf> {
     fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
-        let skip = [root().join("target"), root().join(".git"), root().join("tests/conformance")];
+        // The fuzz crate's build output and corpora too: generated, and large.
+        let skip = [
+            root().join("target"),
+            root().join(".git"),
+            root().join("tests/conformance"),
+            root().join("fuzz/target"),
+            root().join("fuzz/corpus"),
+            root().join("fuzz/artifacts"),
+        ];
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|e| e.expect("dir entry").path())
