@@ -89,8 +89,12 @@ pub(crate) async fn prepare(store: &Store, schema: &Schema, job: &Job) -> Result
 
 /// A job that could not read what it needs.
 fn store_failure(job: &Job, error: StoreError) -> Outcome {
-    let secrets = Secrets::collect(secret_documents(job).iter().map(|(k, v)| (*k, v)));
-    Outcome::failure(&stack_job(job), None, secrets.mask(&error.to_string()))
+    Outcome::failure(&stack_job(job), None, job_secrets(job).mask(&error.to_string()))
+}
+
+/// The secrets a job's reports mask.
+fn job_secrets(job: &Job) -> Secrets {
+    Secrets::collect(secret_documents(job).iter().map(|(k, v)| (*k, v)))
 }
 
 /// The job's stack before anything is read or rendered.
@@ -117,8 +121,7 @@ pub(crate) fn prepare_from(
     read: &HashMap<String, KeyValue>,
 ) -> Result<Prepared, Box<Outcome>> {
     let spec = &job.spec;
-    let documents = secret_documents(job);
-    let secrets = Secrets::collect(documents.iter().map(|(k, v)| (*k, v)));
+    let secrets = job_secrets(job);
     let mut stack = stack_job(job);
     let fail = |stack: &StackJob, reason: String| Box::new(Outcome::failure(stack, None, secrets.mask(&reason)));
     if stack.tenant_id.is_empty() {
