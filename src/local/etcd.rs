@@ -66,11 +66,21 @@ impl LocalEtcd {
     /// Starts the `etcd` at `binary` (a newer one than the machine's, say) and waits until it
     /// answers.
     pub async fn start_binary(binary: PathBuf) -> anyhow::Result<LocalEtcd> {
+        LocalEtcd::start_with(binary, Vec::new()).await
+    }
+
+    /// [`LocalEtcd::start`] taking requests of up to `bytes` (`--max-request-bytes`; 1.5 MiB by
+    /// default): an etcd configured to hold values larger than the controller reads.
+    pub async fn start_with_max_request_bytes(bytes: usize) -> anyhow::Result<LocalEtcd> {
+        LocalEtcd::start_with(default_binary(), vec![format!("--max-request-bytes={bytes}")]).await
+    }
+
+    async fn start_with(binary: PathBuf, extra_args: Vec<String>) -> anyhow::Result<LocalEtcd> {
         let ports = free_tcp_ports(2).context("finding free ports for etcd")?;
         let (client_url, peer_url) = (url(ports[0]), url(ports[1]));
         let member =
             Member { name: "local".into(), initial_cluster: format!("local={peer_url}"), client_url, peer_url };
-        let mut etcd = LocalEtcd::spawn(binary, member, ports[0], None)?;
+        let mut etcd = LocalEtcd::spawn(binary, member, ports[0], None, extra_args)?;
         etcd.wait_ready().await?;
         Ok(etcd)
     }
@@ -96,7 +106,7 @@ impl LocalEtcd {
             client_url: format!("https://127.0.0.1:{}", ports[0]),
             peer_url: url(ports[1]),
         };
-        let mut etcd = LocalEtcd::spawn(default_binary(), member, ports[0], Some((&ca, token_ttl)))?;
+        let mut etcd = LocalEtcd::spawn(default_binary(), member, ports[0], Some((&ca, token_ttl)), Vec::new())?;
         let client = ca.client(CLIENT_CERT_NAME)?;
         client.write(&etcd.dir, "client")?;
         etcd.access = EtcdAccess {
@@ -134,7 +144,7 @@ impl LocalEtcd {
                 peer_url: url(ports[2 * n + 1]),
                 initial_cluster: initial_cluster.clone(),
             };
-            members.push(LocalEtcd::spawn(default_binary(), member, format!("{}-m{n}", ports[0]), None)?);
+            members.push(LocalEtcd::spawn(default_binary(), member, format!("{}-m{n}", ports[0]), None, Vec::new())?);
         }
         // A member answers only once a quorum has formed, so every one is started first.
         for member in &mut members {
@@ -145,12 +155,13 @@ impl LocalEtcd {
 
     /// Starts the process; with a CA, serving TLS with a certificate it signs and requiring
     /// client certificates it signed (the files go into the scratch dir), and with that TTL of
-    /// login tokens.
+    /// login tokens; `extra_args` go on its command line as they are.
     fn spawn(
         binary: PathBuf,
         member: Member,
         tag: impl std::fmt::Display,
         tls: Option<(&TestCa, Duration)>,
+        extra_args: Vec<String>,
     ) -> anyhow::Result<LocalEtcd> {
         let dir = scratch_dir("etcd", tag).context("making etcd's data dir")?;
         let data_dir = dir.join("data");
@@ -181,7 +192,8 @@ impl LocalEtcd {
                     .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
                     .args(["--initial-cluster", &initial_cluster])
                     .args(["--auto-compaction-retention", "1h", "--log-level", "error"])
-                    .args(&tls_args);
+                    .args(&tls_args)
+                    .args(&extra_args);
                 command
             })?;
         Ok(LocalEtcd { process, dir, client_url, peer_url, access: EtcdAccess::default(), security: None })

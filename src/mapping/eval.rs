@@ -4,6 +4,7 @@ use super::index::{Relations, ResourceIndex};
 use super::parse::{Condition, ListSource, Mapping, Pattern, Step, compile_match_pattern};
 use crate::protocol::{Body, OutputRef, Param, ParamValue, ResourceRef};
 use serde_json::{Map, Value};
+use std::cell::Cell;
 
 /// What every evaluation reads besides the current object.
 #[derive(Clone, Copy)]
@@ -54,7 +55,15 @@ pub enum EvalError {
     NoRelation { resource_type: String, field: String },
     #[error("{0}")]
     Shape(String),
+    #[error("`for_field` loops over more than {MAX_LOOP_ITEMS} items in all: the limit of one mapping")]
+    TooManyItems,
 }
+
+/// The items all the `for_field` loops of one evaluation may visit together. The corpus's
+/// longest list has a handful (a port's fixed IPs, a group's members); loops nest, and each item
+/// may walk to other resources, so without a bound one resource's mapping could take the
+/// planner's time for hours.
+pub const MAX_LOOP_ITEMS: usize = 10_000;
 
 /// Evaluates one `parameter_mappings` entry of a resource into its param entry.
 pub fn evaluate_param(
@@ -96,6 +105,17 @@ pub fn evaluate(
     current: &Value,
     current_type: &str,
 ) -> Result<Evaluated, EvalError> {
+    eval(mapping, scope, current, current_type, &Cell::new(MAX_LOOP_ITEMS))
+}
+
+/// [`evaluate`], with what is left of the evaluation's [`MAX_LOOP_ITEMS`].
+fn eval(
+    mapping: &Mapping,
+    scope: Scope<'_>,
+    current: &Value,
+    current_type: &str,
+    items_left: &Cell<usize>,
+) -> Result<Evaluated, EvalError> {
     match mapping {
         Mapping::Field(field) => Ok(Evaluated::value(field_of(current, field, current_type)?)),
         Mapping::Constant(value) => Ok(Evaluated::value(value.clone())),
@@ -130,7 +150,7 @@ pub fn evaluate(
             let mut text = String::new();
             let mut resources = Vec::new();
             for part in parts {
-                let evaluated = evaluate(part, scope, current, current_type)?;
+                let evaluated = eval(part, scope, current, current_type, items_left)?;
                 let Produced::Value(value) = evaluated.produced else {
                     return Err(EvalError::Shape("a stack output cannot be part of a concatenation".into()));
                 };
@@ -156,10 +176,10 @@ pub fn evaluate(
                 }
             }
         }
-        Mapping::ForEach { over, each } => for_each(scope, over, each, current, current_type),
+        Mapping::ForEach { over, each } => for_each(scope, over, each, current, current_type, items_left),
         Mapping::If { condition, then, otherwise } => {
-            let branch = if holds(condition, scope, current, current_type)? { then } else { otherwise };
-            evaluate(branch, scope, current, current_type)
+            let branch = if holds(condition, scope, current, current_type, items_left)? { then } else { otherwise };
+            eval(branch, scope, current, current_type, items_left)
         }
     }
 }
@@ -184,10 +204,11 @@ fn for_each(
     each: &Mapping,
     current: &Value,
     current_type: &str,
+    items_left: &Cell<usize>,
 ) -> Result<Evaluated, EvalError> {
     let (list, mut resources) = match over {
         ListSource::Field(field) => (field_of(current, field, current_type)?, Vec::new()),
-        ListSource::Mapping(mapping) => match evaluate(mapping, scope, current, current_type)? {
+        ListSource::Mapping(mapping) => match eval(mapping, scope, current, current_type, items_left)? {
             Evaluated { produced: Produced::Value(v), resources } => (v, resources),
             _ => return Err(EvalError::Shape("`for_field` mapping must produce a list, not a stack output".into())),
         },
@@ -199,10 +220,12 @@ fn for_each(
         Value::String(s) if s.is_empty() => Vec::new(),
         other => return Err(EvalError::Shape(format!("`for_field` must produce a list, found `{other}`"))),
     };
+    // Counted before the first item is visited: a list too long costs nothing but its length.
+    items_left.set(items_left.get().checked_sub(items.len()).ok_or(EvalError::TooManyItems)?);
     let mut values = Vec::new();
     let mut outputs = Vec::new();
     for item in &items {
-        let evaluated = evaluate(each, scope, item, current_type)?;
+        let evaluated = eval(each, scope, item, current_type, items_left)?;
         resources.extend(evaluated.resources);
         match evaluated.produced {
             Produced::Value(v) => values.push(v),
@@ -219,9 +242,15 @@ fn for_each(
     Ok(Evaluated { produced, resources })
 }
 
-fn holds(condition: &Condition, scope: Scope<'_>, current: &Value, current_type: &str) -> Result<bool, EvalError> {
+fn holds(
+    condition: &Condition,
+    scope: Scope<'_>,
+    current: &Value,
+    current_type: &str,
+    items_left: &Cell<usize>,
+) -> Result<bool, EvalError> {
     let plain = |m: &Mapping| -> Result<Value, EvalError> {
-        match evaluate(m, scope, current, current_type)?.produced {
+        match eval(m, scope, current, current_type, items_left)?.produced {
             Produced::Value(v) => Ok(v),
             _ => Err(EvalError::Shape("a condition operand cannot be a stack output".into())),
         }
@@ -372,4 +401,31 @@ fn repr_entries(map: &Map<String, Value>) -> String {
         .map(|(k, v)| format!("{}: {}", python_repr(&Value::String(k.clone())), python_repr(v)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn evaluated(mapping: Value, current: Value) -> Result<Evaluated, EvalError> {
+        let (index, relations) = (ResourceIndex::default(), Relations::default());
+        let scope = Scope { index: &index, relations: &relations, version: 1 };
+        evaluate(&Mapping::parse(&mapping).unwrap(), scope, &current, "port")
+    }
+
+    #[test]
+    fn loops_are_bounded_in_all_not_one_by_one() {
+        let each_name = json!({"for_field": "items", "for_mapping": {"field": "name"}});
+        let items = |n: usize| json!({"items": vec![json!({"name": "x"}); n]});
+        let at_limit = evaluated(each_name.clone(), items(MAX_LOOP_ITEMS)).unwrap();
+        assert!(matches!(at_limit.produced, Produced::Value(Value::Array(v)) if v.len() == MAX_LOOP_ITEMS));
+        // Refused on the list's length, before any item is visited.
+        assert_eq!(evaluated(each_name, items(100_000)), Err(EvalError::TooManyItems));
+        // 200 lists of 100: each loop is short, all of them together are not.
+        let nested =
+            json!({"for_field": "rows", "for_mapping": {"for_field": "items", "for_mapping": {"field": "name"}}});
+        let rows = json!({"rows": vec![items(100); 200]});
+        assert_eq!(evaluated(nested, rows), Err(EvalError::TooManyItems));
+    }
 }

@@ -63,6 +63,16 @@ impl Listing for ListedView {
     }
 }
 
+/// The `version` of a `/config` value that does not decode as a whole, if it has one: what the
+/// failure is reported against. The rest is skipped unread, however large it is.
+fn version_of(value: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: Option<u64>,
+    }
+    serde_json::from_slice::<Versioned>(value).ok()?.version
+}
+
 /// A `/config` value that does not decode: why, and its version when that much could be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
@@ -204,9 +214,7 @@ impl View {
                     Ok(_) => None,
                     Err(e) => {
                         self.index.remove(&resource.0, &resource.1);
-                        let version = serde_json::from_slice::<serde_json::Value>(&kv.value)
-                            .ok()
-                            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+                        let version = version_of(&kv.value);
                         let unreadable = Unreadable { error: e.to_string(), version };
                         self.configs.insert(resource.clone(), (Err(unreadable), kv.mod_revision));
                         Some(Change::Config(resource))

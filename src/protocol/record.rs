@@ -128,12 +128,23 @@ pub enum DecodeError {
     Shape(serde_json::Error),
     #[error("{0}")]
     Inconsistent(String),
+    #[error("value is {bytes} bytes, more than the {MAX_CONFIG_BYTES} bytes a /config record may have")]
+    TooLarge { bytes: usize },
 }
+
+/// The largest `/config` value read. The corpus's largest is 15 KB (a heat template); a
+/// resource's job record and snapshot each carry its body again, and the planner writes both in
+/// one transaction, which must fit etcd's default request limit of 1.5 MiB. Beyond that, a
+/// record would cost every reader its decoding time and memory for nothing it could use.
+pub const MAX_CONFIG_BYTES: usize = 512 * 1024;
 
 impl Record {
     /// Decodes the raw etcd value of `key`.
     pub fn from_etcd(key: &str, bytes: &[u8]) -> Result<Record, DecodeError> {
         let kind = RecordKind::of_key(key).ok_or(DecodeError::UnknownKey)?;
+        if matches!(kind, RecordKind::Config | RecordKind::HeatTemplate) && bytes.len() > MAX_CONFIG_BYTES {
+            return Err(DecodeError::TooLarge { bytes: bytes.len() });
+        }
         let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
         let value = if kind.is_text() {
             Value::String(text.to_owned())

@@ -11,7 +11,7 @@ pub use lease::{Leadership, Lease, campaign};
 pub use txn::Txn;
 pub use watcher::{Listing, WatchEvent, watch_listing, watch_prefix};
 
-use etcd_client::{Client, GetOptions};
+use etcd_client::{Client, GetOptions, KvClient, WatchClient};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -65,10 +65,20 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
 }
 
+/// The largest answer from etcd this client decodes (gRPC's default is 4 MiB). etcd refuses
+/// requests above its `--max-request-bytes` (1.5 MiB by default, up to the 10 MiB its docs
+/// advise), so one record is never larger than that; a page of a list or a watch answer holds
+/// many. A value of several megabytes on an etcd configured to take it must not make every list
+/// of its prefix fail for everyone: the readers refuse it on its own ([`crate::protocol`]).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
 /// A handle on an etcd cluster; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// The client's key-value and watch services, accepting answers up to [`MAX_ANSWER_BYTES`].
+    kv: KvClient,
+    watch: WatchClient,
     /// Requests sent through the calls below, this handle's and its clones' (see
     /// [`Store::round_trips`]).
     round_trips: Arc<AtomicU64>,
@@ -121,8 +131,11 @@ impl Store {
     }
 
     pub async fn connect_with(endpoints: &[String], access: &EtcdAccess) -> Result<Store, StoreError> {
+        let client = Client::connect(endpoints, Some(access.connect_options())).await?;
         Ok(Store {
-            client: Client::connect(endpoints, Some(access.connect_options())).await?,
+            kv: client.kv_client().max_decoding_message_size(MAX_ANSWER_BYTES),
+            watch: client.watch_client().max_decoding_message_size(MAX_ANSWER_BYTES),
+            client,
             round_trips: Arc::default(),
         })
     }
@@ -142,7 +155,7 @@ impl Store {
             let store = Store::connect_with(endpoints, access).await?;
             let options = GetOptions::new().with_prefix().with_count_only();
             store.count_round_trip("range");
-            unsent_retried(|| async { store.client.clone().get(prefix, Some(options.clone())).await }).await?;
+            unsent_retried(|| async { store.kv.clone().get(prefix, Some(options.clone())).await }).await?;
             Ok::<_, StoreError>(store)
         };
         match tokio::time::timeout(access::CHECK_TIMEOUT, attempt).await {
@@ -177,9 +190,14 @@ impl Store {
         self.client.clone()
     }
 
+    /// The watch service, accepting answers up to [`MAX_ANSWER_BYTES`].
+    pub(crate) fn watch_client(&self) -> WatchClient {
+        self.watch.clone()
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         self.count_round_trip("range");
-        let response = unsent_retried(|| async { self.client.clone().get(key, None).await }).await?;
+        let response = unsent_retried(|| async { self.kv.clone().get(key, None).await }).await?;
         response.kvs().first().map(KeyValue::from_etcd).transpose()
     }
 
@@ -257,7 +275,7 @@ impl Store {
         revision: i64,
     ) -> tokio::task::JoinHandle<Result<etcd_client::GetResponse, StoreError>> {
         self.count_round_trip("range");
-        let client = self.client.clone();
+        let client = self.kv.clone();
         let mut options = GetOptions::new().with_range(end).with_limit(PAGE_SIZE);
         if revision > 0 {
             options = options.with_revision(revision);
@@ -273,14 +291,14 @@ impl Store {
     pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, StoreError> {
         let value = value.into();
         self.count_round_trip("put");
-        let response = unsent_retried(|| async { self.client.clone().put(key, value.clone(), None).await }).await?;
+        let response = unsent_retried(|| async { self.kv.clone().put(key, value.clone(), None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Deletes one key; returns the revision after the delete.
     pub async fn delete(&self, key: &str) -> Result<i64, StoreError> {
         self.count_round_trip("delete");
-        let response = unsent_retried(|| async { self.client.clone().delete(key, None).await }).await?;
+        let response = unsent_retried(|| async { self.kv.clone().delete(key, None).await }).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
@@ -331,7 +349,7 @@ impl Store {
         let txn = txn.into_etcd();
         self.count_round_trip("txn");
         let began = std::time::Instant::now();
-        let response = unsent_retried(|| async { self.client.clone().txn(txn.clone()).await }).await?;
+        let response = unsent_retried(|| async { self.kv.clone().txn(txn.clone()).await }).await?;
         crate::telemetry::metrics().etcd_txn_duration.observe(began.elapsed().as_secs_f64());
         Ok(response)
     }
@@ -341,7 +359,7 @@ impl Store {
     pub async fn revision(&self) -> Result<i64, StoreError> {
         self.count_round_trip("range");
         let response =
-            unsent_retried(|| async { self.client.clone().get("/", Some(GetOptions::new().with_count_only())).await })
+            unsent_retried(|| async { self.kv.clone().get("/", Some(GetOptions::new().with_count_only())).await })
                 .await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }

@@ -150,7 +150,7 @@ async fn follow<L>(
 ) -> Result<Followed, (i64, StoreError)> {
     let mut last = from;
     let options = WatchOptions::new().with_prefix().with_start_revision(from + 1).with_progress_notify();
-    let mut stream = store.client().watch(prefix, Some(options)).await.map_err(|e| (last, e.into()))?;
+    let mut stream = store.watch_client().watch(prefix, Some(options)).await.map_err(|e| (last, e.into()))?;
     loop {
         // A consumer that went away ends the watch now, not at the next message (or at the
         // error an etcd stopping after it would bring).

@@ -11,7 +11,21 @@ pub enum RenderError {
     Jinja { template: String, reason: String },
     #[error("template `{template}` does not render to YAML: {reason}")]
     Yaml { template: String, reason: String },
+    #[error(
+        "template `{template}` renders to {bytes} bytes, more than the {MAX_RENDERED} bytes a rendered template may have"
+    )]
+    TooLarge { template: String, bytes: usize },
 }
+
+/// The work one render may do, in minijinja's fuel: about one unit per instruction and per 64
+/// bytes of data made. The corpus's largest template takes 1,580; this bound stops a loop that
+/// would run for hours (`range` caps one loop, not nested ones) or fill memory, within
+/// milliseconds and a few megabytes, and leaves a template sixty times the corpus's largest room.
+pub const FUEL: u64 = 100_000;
+
+/// The largest rendered template passed on to Heat: the corpus's largest renders to 25 KB, and
+/// Heat itself refuses templates above its `max_template_size` (512 KiB by default).
+pub const MAX_RENDERED: usize = 1024 * 1024;
 
 /// A Jinja2-compatible environment for the constructs the corpus uses: `for` (with `loop`),
 /// `if`, `set`, `|string`, Python string methods such as `.split('/')`, list indexing and
@@ -19,6 +33,7 @@ pub enum RenderError {
 fn environment(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(undefined);
+    env.set_fuel(Some(FUEL));
     env.set_unknown_method_callback(|state, value, method, args| {
         if value.is_undefined() && state.undefined_behavior() == UndefinedBehavior::Chainable {
             return Ok(minijinja::Value::UNDEFINED);
@@ -48,6 +63,9 @@ fn render_with(
     let rendered = env
         .render_named_str(template, source, minijinja::Value::from(minijinja::value::Serde(context)))
         .map_err(|e| RenderError::Jinja { template: template.to_owned(), reason: describe(&e) })?;
+    if rendered.len() > MAX_RENDERED {
+        return Err(RenderError::TooLarge { template: template.to_owned(), bytes: rendered.len() });
+    }
     // Heat parses with PyYAML, which lets a later duplicate key win; so does a map built here.
     yaml_serde::from_str::<serde_json::Value>(&rendered)
         .map_err(|e| RenderError::Yaml { template: template.to_owned(), reason: e.to_string() })?;
@@ -56,6 +74,12 @@ fn render_with(
 
 /// The error with its line first (the operator opens the template there) and its causes.
 fn describe(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "it does more work than a template may ({FUEL} steps, or about {} MB of output and values): a loop that runs too long or an output too large",
+            FUEL * 64 / 1_000_000
+        );
+    }
     let mut text = match error.line() {
         Some(line) => format!("line {line}: {error}"),
         None => error.to_string(),
@@ -90,6 +114,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "a: 24\nprimary_0: 41\nsecondary_1: 42\nmany: 10.0.0.5\nmissing: ''");
+    }
+
+    #[test]
+    fn a_runaway_loop_ends_with_an_error_at_once() {
+        // Each `range` is capped, but nested they would render for hours without fuel.
+        let started = std::time::Instant::now();
+        let source = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        for outcome in [render("loops", source, &Map::new()), probe("loops", source, &Map::new())] {
+            let e = outcome.unwrap_err().to_string();
+            assert!(e.starts_with("template `loops` does not render: it does more work than a template may"), "{e}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_template_that_renders_to_megabytes_is_refused() {
+        // Cheap to write and to run (one filter call), 10 MB to hold: refused on its size.
+        let e = render("big", "a: '{{ 'x' * 10000000 }}'", &Map::new()).unwrap_err().to_string();
+        assert!(e.contains("does more work than a template may"), "{e}");
+        // Within the fuel, over the size a rendered template may have.
+        let e = render("big", "a: '{{ 'x' * 2000000 }}'", &Map::new()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "template `big` renders to 2000005 bytes, more than the {MAX_RENDERED} bytes a rendered template may have"
+            )
+        );
     }
 
     #[test]

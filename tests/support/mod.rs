@@ -119,12 +119,16 @@ impl Harness {
     }
 
     pub async fn without_planner() -> Harness {
+        Harness::on(LocalEtcd::start().await.expect("etcd starts")).await
+    }
+
+    /// [`Harness::without_planner`] on an etcd the test started its own way.
+    pub async fn on(etcd: LocalEtcd) -> Harness {
         // `RUST_LOG=heat_reconciler=debug cargo test …` shows what the roles did.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
-        let etcd = LocalEtcd::start().await.expect("etcd starts");
         let store = etcd.connect().await.expect("etcd connects");
         let harness = Harness { etcd, store, planner: None };
         for (id, mappings) in templates() {
