@@ -10,15 +10,13 @@
 
 mod support;
 
-use heat_reconciler::conformance::{Scenario, TimelineEvent};
 use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::local::certs::TestCa;
-use heat_reconciler::protocol::{Record, ResourceRoot, StateRecord};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{EtcdAccess, Store};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_heat-reconciler");
@@ -144,59 +142,6 @@ fn run_args(flags: &Flags, heat_url: &str) -> Vec<String> {
     args
 }
 
-/// The flagship example's Gohan writes (the demo's timeline).
-fn flagship() -> Scenario {
-    Scenario::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/load_balancer"))
-}
-
-/// The `/state` record of a resource, if any.
-async fn state(store: &Store, key: &str) -> Option<StateRecord> {
-    let kv = store.get(key).await.expect("etcd answers")?;
-    match Record::from_etcd(&kv.key, &kv.value) {
-        Ok(Record::State(state)) => Some(state),
-        other => panic!("{key} is not a state record: {other:?}"),
-    }
-}
-
-/// Writes the example's configuration as Gohan did (as root), waiting where Gohan waited for a
-/// job to finish: until the resource's `/state` has reached that job's version, or is gone for a
-/// deletion. The controller under test is the only one that can get it there.
-async fn write_as_gohan(store: &Store, schema: &Schema, controller: &mut Child, log: &Path) {
-    for (line, event) in flagship().timeline().expect("the example's timeline") {
-        match event {
-            TimelineEvent::Config { key, value: Some(value), .. } => {
-                store.put(&key, serde_json::to_vec(&value).unwrap()).await.expect("Gohan's write");
-            }
-            TimelineEvent::Config { key, value: None, .. } => {
-                store.delete(&key).await.expect("Gohan's delete");
-            }
-            TimelineEvent::JobCreated { .. } => {}
-            TimelineEvent::JobFinished { resource_type, resource_id, version, action, .. } => {
-                let key = schema.resource_types.key(ResourceRoot::State, &resource_type, &resource_id).unwrap();
-                let deadline = Instant::now() + Duration::from_secs(300);
-                loop {
-                    let found = state(store, &key).await;
-                    let done = match &found {
-                        Some(state) => state.version >= version && !state.state.worker_state.ends_with("_IN_PROGRESS"),
-                        None => action == "logical_delete",
-                    };
-                    if done {
-                        break;
-                    }
-                    if let Ok(Some(status)) = controller.try_wait() {
-                        panic!("the controller exited ({status}):\n{}", std::fs::read_to_string(log).unwrap());
-                    }
-                    assert!(
-                        Instant::now() < deadline,
-                        "timeline.jsonl:{line}: {key} did not reach version {version} within 300 s (found {found:?})"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_converges_the_flagship_flow_over_tls_and_etcd_auth() {
     heat_reconciler::tls::install_crypto_provider();
@@ -217,9 +162,9 @@ async fn the_controller_converges_the_flagship_flow_over_tls_and_etcd_auth() {
         .spawn()
         .expect("the controller starts");
 
-    write_as_gohan(&root, &schema, &mut controller, &log).await;
+    support::write_flagship_as_gohan(&root, &schema, &mut controller, &log).await;
     let lb = format!("/state/v2.0/load_balancers/{}", support::FLAGSHIP_LB);
-    let lb_state = state(&root, &lb).await.expect("the load balancer has a state");
+    let lb_state = support::state_at(&root, &lb).await.expect("the load balancer has a state");
     assert_eq!((lb_state.version, lb_state.state.worker_state.as_str()), (2, "MODIFY_COMPLETED"), "{lb_state:?}");
 
     // The operator's commands, with the password from the environment.

@@ -642,5 +642,5 @@ fn evaluation_errors_name_the_field_or_resource() {
     assert!(not_a_list.contains("must produce a list"), "{not_a_list}");
     let not_an_id =
         evaluation_error(&w, "subnet", json!({"id": "s", "network_id": 7}), json!("Mnetwork:network_id:id"));
-    assert_eq!(not_an_id, "field `network_id` of subnet is `7`, not an id");
+    assert_eq!(not_an_id, "field `network_id` of subnet is a number, not an id");
 }

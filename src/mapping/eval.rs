@@ -124,7 +124,9 @@ fn eval(
             let value = match field_of(current, object, current_type)? {
                 Value::Null => Value::Null,
                 inner @ Value::Object(_) => field_of(&inner, field, &format!("{current_type}.{object}"))?,
-                other => return Err(bad_reference(object, current_type, format!("`{other}`, not an object"))),
+                other => {
+                    return Err(bad_reference(object, current_type, format!("{}, not an object", kind_of(&other))));
+                }
             };
             Ok(Evaluated::value(value))
         }
@@ -218,7 +220,7 @@ fn for_each(
         // An absent list is an empty one: nothing to iterate.
         Value::Null => Vec::new(),
         Value::String(s) if s.is_empty() => Vec::new(),
-        other => return Err(EvalError::Shape(format!("`for_field` must produce a list, found `{other}`"))),
+        other => return Err(EvalError::Shape(format!("`for_field` must produce a list, found {}", kind_of(&other)))),
     };
     // Counted before the first item is visited: a list too long costs nothing but its length.
     items_left.set(items_left.get().checked_sub(items.len()).ok_or(EvalError::TooManyItems)?);
@@ -316,7 +318,10 @@ fn walk<'s>(
                 Value::String(id) if !id.is_empty() => (resource_type.clone(), Some(id.clone())),
                 Value::String(_) | Value::Null => (resource_type.clone(), None),
                 other => {
-                    return Err(EvalError::Shape(format!("path step with `id: \"\"` needs an id, found `{other}`")));
+                    return Err(EvalError::Shape(format!(
+                        "path step with `id: \"\"` needs an id, found {}",
+                        kind_of(other)
+                    )));
                 }
             },
             Step::Typed { resource_type, id_field } => {
@@ -354,11 +359,24 @@ fn lookup<'s>(scope: Scope<'s>, resource_type: &str, id: &str) -> Result<&'s Bod
         .ok_or_else(|| EvalError::MissingResource { resource_type: resource_type.to_owned(), id: id.to_owned() })
 }
 
+/// What a value is, for an error: never the value itself, which may be a password (any field can
+/// be mapped) or megabytes long, and goes to `/state` and the logs.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// `cur[field]`, `null` when absent.
 fn field_of(current: &Value, field: &str, owner: &str) -> Result<Value, EvalError> {
     match current {
         Value::Object(object) => Ok(object.get(field).cloned().unwrap_or(Value::Null)),
-        other => Err(EvalError::Shape(format!("cannot read field `{field}` of {owner} value `{other}`"))),
+        other => Err(EvalError::Shape(format!("cannot read field `{field}` of {owner}: it is {}", kind_of(other)))),
     }
 }
 
@@ -368,7 +386,7 @@ fn reference_id(current: &Value, field: &str, owner: &str) -> Result<Option<Stri
         Value::String(id) if id.is_empty() => Ok(None),
         Value::String(id) => Ok(Some(id)),
         Value::Null => Ok(None),
-        other => Err(bad_reference(field, owner, format!("`{other}`, not an id"))),
+        other => Err(bad_reference(field, owner, format!("{}, not an id", kind_of(&other)))),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::protocol::{
     Action, Body, ConfigRecord, Job, JobId, JobQueue, JobRecord, JobSpec, ResourceRoot, StateRecord, WorkerSnapshot,
 };
 use crate::schema::Schema;
+use crate::secrets::Secrets;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What planning a resource comes to.
@@ -52,7 +53,12 @@ pub(crate) fn plan(
         version: config.version,
     };
     writes.put_json(snapshot_key, &snapshot)?;
-    let blocked = |error: String| Ok(Plan::Blocked { action, version: config.version, error });
+    // The error goes to `/state` and the log: the body's secrets are masked in it, whatever part
+    // of the planner said it (mapping errors name no values, this keeps it so).
+    let blocked = |error: String| {
+        let secrets = Secrets::collect([("body", &serde_json::Value::Object(body.clone()))]);
+        Ok(Plan::Blocked { action, version: config.version, error: secrets.mask(&error) })
+    };
     let template = match select_template(&schema.template_mappings, &view.templates, scope, &resource.0, body) {
         Workability::NonWorkable(reason) => {
             tracing::info!(resource = ?resource, version = config.version, ?reason, "non-workable resource");

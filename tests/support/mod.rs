@@ -403,3 +403,73 @@ pub async fn vpn_gateway_template(h: &Harness) {
     )
     .await;
 }
+
+/// The flagship example's Gohan writes (the demo's timeline).
+pub fn flagship() -> heat_reconciler::conformance::Scenario {
+    heat_reconciler::conformance::Scenario::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/load_balancer"),
+    )
+}
+
+/// The `/state` record of a resource, if any.
+pub async fn state_at(store: &Store, key: &str) -> Option<StateRecord> {
+    let kv = store.get(key).await.expect("etcd answers")?;
+    match Record::from_etcd(&kv.key, &kv.value) {
+        Ok(Record::State(state)) => Some(state),
+        other => panic!("{key} is not a state record: {other:?}"),
+    }
+}
+
+/// Writes the flagship example's configuration as Gohan did, waiting where Gohan waited for a
+/// job to finish: until the resource's `/state` has reached that job's version, or is gone for a
+/// deletion. The controller under test (a child process logging to `log`) is the only one that
+/// can get it there.
+pub async fn write_flagship_as_gohan(
+    store: &Store,
+    schema: &Schema,
+    controller: &mut std::process::Child,
+    log: &std::path::Path,
+) {
+    for (line, event) in flagship().timeline().expect("the example's timeline") {
+        match event {
+            heat_reconciler::conformance::TimelineEvent::Config { key, value: Some(value), .. } => {
+                store.put(&key, serde_json::to_vec(&value).unwrap()).await.expect("Gohan's write");
+            }
+            heat_reconciler::conformance::TimelineEvent::Config { key, value: None, .. } => {
+                store.delete(&key).await.expect("Gohan's delete");
+            }
+            heat_reconciler::conformance::TimelineEvent::JobCreated { .. } => {}
+            heat_reconciler::conformance::TimelineEvent::JobFinished {
+                resource_type,
+                resource_id,
+                version,
+                action,
+                ..
+            } => {
+                let key = schema
+                    .resource_types
+                    .key(heat_reconciler::protocol::ResourceRoot::State, &resource_type, &resource_id)
+                    .unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(300);
+                loop {
+                    let found = state_at(store, &key).await;
+                    let done = match &found {
+                        Some(state) => state.version >= version && !state.state.worker_state.ends_with("_IN_PROGRESS"),
+                        None => action == "logical_delete",
+                    };
+                    if done {
+                        break;
+                    }
+                    if let Ok(Some(status)) = controller.try_wait() {
+                        panic!("the controller exited ({status}):\n{}", std::fs::read_to_string(log).unwrap());
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "timeline.jsonl:{line}: {key} did not reach version {version} within 300 s (found {found:?})"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
