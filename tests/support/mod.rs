@@ -1,6 +1,9 @@
 //! Shared test harness: a real etcd, the planner running against it, and Gohan-like writes.
 #![allow(dead_code)]
 
+pub mod test_keystone;
+pub mod tls_proxy;
+
 use heat_reconciler::heat::HeatClient;
 use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::planner::{self, PlannerOptions};
