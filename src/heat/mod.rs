@@ -246,7 +246,10 @@ impl HeatClient {
             // A redirect from `/stacks/<name>` is how Heat says where the stack is.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60));
-        let http = trust.configure(builder).build().map_err(|e| trust::request_error(e, Service::Heat, None))?;
+        let http = trust
+            .configure(builder)
+            .and_then(reqwest::ClientBuilder::build)
+            .map_err(|e| trust::request_error(e, Service::Heat, None))?;
         Ok(HeatClient { http, endpoint, trust, calls: Arc::default() })
     }
 

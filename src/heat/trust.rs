@@ -92,12 +92,17 @@ impl Trust {
         }
     }
 
-    pub(super) fn configure(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-        match self {
+    pub(super) fn configure(&self, builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, reqwest::Error> {
+        Ok(match self {
             Trust::System => builder,
-            Trust::Only(bundle) => builder
-                .tls_certs_only(bundle.certificates.iter().filter_map(|der| reqwest::Certificate::from_der(der).ok())),
-        }
+            Trust::Only(bundle) => builder.tls_certs_only(
+                bundle
+                    .certificates
+                    .iter()
+                    .map(|der| reqwest::Certificate::from_der(der))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        })
     }
 
     /// Which CAs a refused certificate was not signed by, and what to do about it.
