@@ -25,30 +25,6 @@ use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_heat-reconciler");
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(unique("heat-reconciler-heat-tls"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    /// Writes `name` with `content`; its path.
-    fn file(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, content).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The binary with `args` and `env`, and nothing of the test's own `OS_*` or
 /// `HEAT_RECONCILER_*` environment.
 fn command(args: &[String], env: &[(&str, &Path)]) -> Command {
@@ -133,7 +109,7 @@ async fn heat_over_tls_converges_with_the_ca_bundle_and_names_an_untrusted_certi
     put_template(&h.store, "network", network_mappings(), NETWORK).await;
     let ca = TestCa::new("heat-reconciler test cloud CA").unwrap();
     let proxy = TlsProxy::start(&ca, 0, &heat_url()).await;
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("heat-tls");
     let ca_file = scratch.file("cloud-ca.pem", ca.pem());
     let other_ca = scratch.file("other-ca.pem", TestCa::new("another CA").unwrap().pem());
     let heat = vec!["--heat-url".to_owned(), proxy.url()];
@@ -142,7 +118,7 @@ async fn heat_over_tls_converges_with_the_ca_bundle_and_names_an_untrusted_certi
     // With the cloud's CA (the flag wins over an OS_CACERT of the environment): converged.
     let flagged = [heat.clone(), vec![format!("--os-cacert={}", path(&ca_file))]].concat();
     let mut controller =
-        Controller::start(&etcd, &flagged, &[("OS_CACERT", other_ca.as_path())], scratch.0.join("with-ca.log"));
+        Controller::start(&etcd, &flagged, &[("OS_CACERT", other_ca.as_path())], scratch.path().join("with-ca.log"));
     let state = network_state(&mut h, &mut controller).await;
     assert_eq!((state.state.worker_state.as_str(), state.error.as_str()), ("CREATE_COMPLETED", ""));
     assert_eq!(state.state.orchestration_state.as_deref(), Some("CREATE_COMPLETE"));
@@ -151,7 +127,7 @@ async fn heat_over_tls_converges_with_the_ca_bundle_and_names_an_untrusted_certi
 
     // Without it: the system's store does not know the test CA. The job fails at once (no retry
     // heals a certificate), saying so, and the process goes on.
-    let mut controller = Controller::start(&etcd, &heat, &[], scratch.0.join("without-ca.log"));
+    let mut controller = Controller::start(&etcd, &heat, &[], scratch.path().join("without-ca.log"));
     let state = network_state(&mut h, &mut controller).await;
     assert_eq!(state.state.worker_state, "CREATE_FAILED");
     assert_eq!(
@@ -169,7 +145,7 @@ async fn heat_over_tls_converges_with_the_ca_bundle_and_names_an_untrusted_certi
 
     // Another CA, from the environment.
     let mut controller =
-        Controller::start(&etcd, &heat, &[("OS_CACERT", other_ca.as_path())], scratch.0.join("other.log"));
+        Controller::start(&etcd, &heat, &[("OS_CACERT", other_ca.as_path())], scratch.path().join("other.log"));
     let state = network_state(&mut h, &mut controller).await;
     assert_eq!(
         state.error,
@@ -214,7 +190,7 @@ async fn keystone_and_heat_from_its_catalog_over_tls_trust_the_bundle_of_the_env
     let heat_proxy = TlsProxy::start(&heat_ca, ports::TEST_HEAT_TLS, &heat_url()).await;
     assert_eq!(heat_proxy.url(), heat_tls_url());
     let auth_url = format!("{}/v3", keystone_proxy.url());
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("heat-tls");
     let both = scratch.file("both.pem", &format!("{}{}", keystone_ca.pem(), heat_ca.pem()));
     let keystone_only = scratch.file("keystone-ca.pem", keystone_ca.pem());
     let project = ks.project_id();
@@ -254,7 +230,7 @@ async fn keystone_and_heat_from_its_catalog_over_tls_trust_the_bundle_of_the_env
     put_template(&h.store, "network", network_mappings(), NETWORK).await;
     let env_file = scratch.file("keystone.env", &keystone_env(ks, &auth_url, &format!("OS_CACERT={}\n", path(&both))));
     let flags = vec![format!("--keystone-env-file={}", path(&env_file))];
-    let mut controller = Controller::start(&h.etcd.client_url, &flags, &[], scratch.0.join("keystone.log"));
+    let mut controller = Controller::start(&h.etcd.client_url, &flags, &[], scratch.path().join("keystone.log"));
     let state = network_state(&mut h, &mut controller).await;
     assert_eq!(
         (state.state.worker_state.as_str(), state.error.as_str()),
@@ -285,8 +261,8 @@ fn run_bounded(args: &[String], env: &[(&str, &Path)]) -> (Option<i32>, String) 
 
 #[test]
 fn a_ca_bundle_that_cannot_be_used_ends_start_up_with_one_line_naming_it() {
-    let scratch = Scratch::new();
-    let missing = scratch.0.join("no-such-ca.pem");
+    let scratch = Scratch::new("heat-tls");
+    let missing = scratch.path().join("no-such-ca.pem");
     let key_only = scratch.file("key.pem", &TestCa::new("a CA").unwrap().loopback_server().unwrap().key_pem);
     let env_file = scratch.file("keystone.env", &format!("OS_AUTH_URL=https://keystone:5000\nOS_APPLICATION_CREDENTIAL_ID=x\nOS_APPLICATION_CREDENTIAL_SECRET=y\nOS_CACERT={}\n", path(&missing)));
     // No etcd listens there: the bundle is checked before etcd is asked.
