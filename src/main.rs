@@ -526,10 +526,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     }
     // A Heat configuration mistake (a CA bundle that cannot be read, say) ends start-up before
     // etcd is even asked.
-    let heat = match args.roles.iter().any(|r| r == "worker") {
-        true => Some(args.heat.client()?),
-        false => None,
-    };
+    let heat = if args.roles.iter().any(|r| r == "worker") { Some(args.heat.client()?) } else { None };
     let store = args.etcd.connect().await?;
     let mut checks = Checks::default();
     let etcd = store.clone();
