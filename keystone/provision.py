@@ -4,7 +4,9 @@
 Idempotent: finds before it creates, and keeps what already works.
 
 * an ``orchestration`` service (``heat``) with a public endpoint in the region,
-  pointing at --heat-url (updated when it changes; left alone without it);
+  pointing at --heat-url (updated when it changes; left alone without it), and
+  an admin one pointing at --heat-admin-url (the same; the TLS tests put a TLS
+  proxy in front of the same Heat there);
 * a project, a user with the ``member`` role on it, and an application
   credential of that user (bound to the project);
 * ``credentials.json`` (mode 0600) in --state-dir with their ids and secrets,
@@ -91,7 +93,7 @@ def orchestration_url(heat_url):
     return heat_url + '/v1/%(tenant_id)s'
 
 
-def ensure_orchestration(ks, region, url):
+def ensure_orchestration(ks, region, url, interface):
     services = ks.find('services', 'services', type='orchestration')
     if services:
         service = services[0]
@@ -100,11 +102,11 @@ def ensure_orchestration(ks, region, url):
             'type': 'orchestration', 'name': 'heat', 'description': 'Orchestration (a standalone Heat)',
             'enabled': True}})
         service = body['service']
-    endpoints = ks.find('endpoints', 'endpoints', service_id=service['id'], interface='public')
+    endpoints = ks.find('endpoints', 'endpoints', service_id=service['id'], interface=interface)
     endpoints = [e for e in endpoints if e.get('region_id') == region]
     if not endpoints:
         ks.call('POST', '/endpoints', {'endpoint': {
-            'service_id': service['id'], 'interface': 'public', 'region_id': region, 'url': url, 'enabled': True}})
+            'service_id': service['id'], 'interface': interface, 'region_id': region, 'url': url, 'enabled': True}})
     elif endpoints[0]['url'] != url:
         ks.call('PATCH', '/endpoints/%s' % endpoints[0]['id'], {'endpoint': {'url': url}})
     for extra in endpoints[1:]:
@@ -118,6 +120,7 @@ def main():
     ap.add_argument('--admin-password-file', required=True)
     ap.add_argument('--region', default='RegionOne')
     ap.add_argument('--heat-url', default='')
+    ap.add_argument('--heat-admin-url', default='')
     ap.add_argument('--token-expiration', type=int, required=True)
     a = ap.parse_args()
 
@@ -137,7 +140,9 @@ def main():
         {'project': {'name': 'admin', 'domain': {'id': 'default'}}})
 
     if a.heat_url:
-        ensure_orchestration(ks, a.region, orchestration_url(a.heat_url))
+        ensure_orchestration(ks, a.region, orchestration_url(a.heat_url), 'public')
+    if a.heat_admin_url:
+        ensure_orchestration(ks, a.region, orchestration_url(a.heat_admin_url), 'admin')
     endpoint = None
     for service in ks.find('services', 'services', type='orchestration'):
         for e in ks.find('endpoints', 'endpoints', service_id=service['id'], interface='public'):

@@ -7,12 +7,14 @@
 # application credential of that user, all written to <state-dir>/credentials.json.
 # The code it shares with heat/ is in scripts/lib/local-service.sh.
 #
-# Usage: start-keystone.sh [--port PORT] [--heat-url URL] [--token-expiration SECS]
-#                          [--fresh] [--log-dir DIR] [--state-dir DIR] [--debug]
+# Usage: start-keystone.sh [--port PORT] [--heat-url URL] [--heat-admin-url URL]
+#                          [--token-expiration SECS] [--fresh] [--log-dir DIR] [--state-dir DIR] [--debug]
 #   --port              API port (default $KEYSTONE_PORT or 5000)
 #   --heat-url          Heat for the catalog: http://127.0.0.1:8004 (then /v1/%(tenant_id)s
 #                       is added) or a full .../v1/%(tenant_id)s; default $KEYSTONE_HEAT_URL;
 #                       without either the orchestration endpoint is left as it is
+#   --heat-admin-url    the same for the admin orchestration endpoint (the TLS tests: a TLS
+#                       proxy in front of the same Heat); without it that one is left as it is
 #   --token-expiration  Keystone [token] expiration in seconds (default
 #                       $KEYSTONE_TOKEN_EXPIRATION or 3600); a running Keystone with another
 #                       value is restarted
@@ -42,12 +44,14 @@ esac
 KEYSTONE_HOME=${KEYSTONE_HOME:-$(lsvc_default_home keystone)}
 PORT=${KEYSTONE_PORT:-5000}
 HEAT_URL=${KEYSTONE_HEAT_URL:-}
+HEAT_ADMIN_URL=""
 EXPIRATION=${KEYSTONE_TOKEN_EXPIRATION:-3600}
 REGION=RegionOne
 LOG_DIR=""; STATE_DIR=""; FRESH=0; DEBUG=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --heat-url) HEAT_URL=$2; shift 2;;
+    --heat-admin-url) HEAT_ADMIN_URL=$2; shift 2;;
     --token-expiration) EXPIRATION=$2; shift 2;;
     *) lsvc_arg "--port --log-dir --state-dir --fresh --debug" "$@"; shift "$LSVC_SHIFT";;
   esac
@@ -148,6 +152,7 @@ fi
 # ---- (f) the orchestration endpoint, test project, user and application credential
 "$VENV/bin/python" "$SCRIPT_DIR/provision.py" --auth-url "$AUTH_URL" --state-dir "$STATE_DIR" \
   --admin-password-file "$STATE_DIR/admin-password" --region "$REGION" --heat-url "$HEAT_URL" \
+  --heat-admin-url "$HEAT_ADMIN_URL" \
   --token-expiration "$EXPIRATION" >&2 || lsvc_die 1 "provisioning failed"
 lsvc_log "credentials in $STATE_DIR/credentials.json"
 echo "$AUTH_URL"

@@ -304,6 +304,11 @@ struct HeatArgs {
     /// A file of `OS_*=...` lines with the Keystone credentials.
     #[arg(long, env = "HEAT_RECONCILER_KEYSTONE_ENV_FILE")]
     keystone_env_file: Option<PathBuf>,
+    /// A PEM bundle of the CAs to trust for Heat and Keystone over TLS, instead of the system's
+    /// (as the OpenStack clients' `--os-cacert`). Without it, `OS_CACERT` of the env file or the
+    /// environment.
+    #[arg(long, value_name = "PATH")]
+    os_cacert: Option<PathBuf>,
 }
 
 impl HeatArgs {
@@ -312,8 +317,27 @@ impl HeatArgs {
         self.heat_url.is_some() || self.keystone_env_file.is_some() || std::env::var_os("OS_AUTH_URL").is_some()
     }
 
+    /// The Heat client the flags ask for. A CA bundle that cannot be used ends the command here,
+    /// naming the file, before any request could fail on it.
     fn client(&self) -> anyhow::Result<heat::HeatClient> {
-        Ok(heat::HeatClient::new(heat_endpoint(self.heat_url.as_deref(), self.keystone_env_file.as_deref())?)?)
+        let env_file = self.keystone_env_file.as_deref();
+        let vars = match env_file {
+            Some(path) => heat::keystone::Keystone::parse_env_file(
+                &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            ),
+            None => std::env::vars().collect(),
+        };
+        let endpoint = heat_endpoint(self.heat_url.as_deref(), &vars)?;
+        let trust =
+            heat::trust::Trust::given(self.os_cacert.as_deref(), &vars, env_file).map_err(anyhow::Error::msg)?;
+        if let heat::trust::Trust::Only(bundle) = &trust {
+            tracing::info!(
+                bundle = bundle.name(),
+                certificates = bundle.len(),
+                "Heat and Keystone: trusting only these CAs"
+            );
+        }
+        Ok(heat::HeatClient::with_trust(endpoint, trust)?)
     }
 }
 
@@ -500,6 +524,9 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     if let Some(unknown) = args.roles.iter().find(|r| !known.contains(&r.as_str())) {
         anyhow::bail!("unknown role `{unknown}` (available: {})", known.join(", "));
     }
+    // A Heat configuration mistake (a CA bundle that cannot be read, say) ends start-up before
+    // etcd is even asked.
+    let heat = if args.roles.iter().any(|r| r == "worker") { Some(args.heat.client()?) } else { None };
     let store = args.etcd.connect().await?;
     let mut checks = Checks::default();
     let etcd = store.clone();
@@ -516,8 +543,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
         let (progress, _) = tokio::sync::watch::channel(0);
         tasks.spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown.clone()));
     }
-    if args.roles.iter().any(|r| r == "worker") {
-        let heat = args.heat.client()?;
+    if let Some(heat) = heat {
         let options = worker::WorkerOptions {
             slots: args.slots,
             lease_ttl: std::time::Duration::from_secs(args.worker_lease_ttl.max(2)),
@@ -594,18 +620,16 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// No-auth when a Heat URL is given, else Keystone from a file or the environment.
-fn heat_endpoint(heat_url: Option<&str>, env_file: Option<&std::path::Path>) -> anyhow::Result<heat::Endpoint> {
+/// No-auth when a Heat URL is given, else Keystone from the `OS_*` values (of the env file or
+/// the environment).
+fn heat_endpoint(
+    heat_url: Option<&str>,
+    vars: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<heat::Endpoint> {
     if let Some(url) = heat_url {
         return Ok(heat::Endpoint::NoAuth { base: heat::standalone_base(url)? });
     }
-    let vars = match env_file {
-        Some(path) => heat::keystone::Keystone::parse_env_file(
-            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        ),
-        None => std::env::vars().collect(),
-    };
-    match heat::keystone::Keystone::from_vars(&vars).map_err(anyhow::Error::msg)? {
+    match heat::keystone::Keystone::from_vars(vars).map_err(anyhow::Error::msg)? {
         Some(keystone) => Ok(heat::Endpoint::Keystone(keystone)),
         None => {
             anyhow::bail!("the worker needs --heat-url (standalone Heat) or Keystone credentials (OS_AUTH_URL, ...)")

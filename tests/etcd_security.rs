@@ -18,35 +18,12 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::Scratch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_heat-reconciler");
 
 /// How long a refused command may take to end (the start-up check's own bound is 10 s).
 const REFUSAL_BOUND: Duration = Duration::from_secs(15);
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(support::unique("heat-reconciler-etcd-security"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    /// Writes `name` with `content`; its path.
-    fn file(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, content).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn path(path: &Path) -> String {
     path.display().to_string()
@@ -150,14 +127,14 @@ async fn the_controller_converges_the_flagship_flow_over_tls_and_etcd_auth() {
     let root = etcd.connect().await.expect("root connects");
     let schema = Schema::shipped().unwrap();
     let heat_url = support::heat_url();
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("etcd-security");
 
     // `run` reads its password from a file (as the chart mounts it), with a trailing newline.
     let mut flags = Flags::good(&etcd);
     flags.password_file = Some(scratch.file("password", &format!("{}\n", security.password)));
-    let log = scratch.0.join("controller.log");
+    let log = scratch.path().join("controller.log");
     let mut controller = command(&run_args(&flags, &heat_url), None)
-        .stdout(std::fs::File::create(scratch.0.join("controller.out")).unwrap())
+        .stdout(std::fs::File::create(scratch.path().join("controller.out")).unwrap())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the controller starts");
@@ -209,7 +186,7 @@ async fn each_refusal_ends_run_and_status_within_seconds_with_its_cause() {
     heat_reconciler::tls::install_crypto_provider();
     let etcd = LocalEtcd::start_secured().await.expect("a secured etcd starts");
     let security = etcd.security.clone().unwrap();
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("etcd-security");
     let other_ca = scratch.file("other-ca.crt", TestCa::new("another CA").unwrap().pem());
     let endpoint = etcd.client_url.clone();
 

@@ -12,80 +12,13 @@ use heat_reconciler::heat::keystone::{Credentials, Keystone};
 use heat_reconciler::heat::{Endpoint, HeatClient, HeatError, StackRef, StackRequest};
 use heat_reconciler::local;
 use serde_json::{Value, json};
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
+use support::test_keystone::*;
 use support::*;
 
-/// The shared test Keystone (its catalog points at the shared test Heat).
-const KEYSTONE_PORT: u16 = local::ports::TEST_KEYSTONE;
-/// Keystone's token lifetime for the tests: the client renews a token five minutes before it
-/// expires, so a token of 320 s is reused for its first 20 s and then renewed.
-const TOKEN_EXPIRATION_SECS: u64 = 320;
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 const VALUE_TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/heat/templates/value.yaml"));
-
-/// The running test Keystone: its auth URL and what `credentials.json` says.
-struct TestKeystone {
-    auth_url: String,
-    credentials: Value,
-}
-
-impl TestKeystone {
-    fn project_id(&self) -> String {
-        self.str("/project/id")
-    }
-
-    fn str(&self, pointer: &str) -> String {
-        self.credentials
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("credentials{pointer}"))
-            .into()
-    }
-
-    fn password(&self) -> Credentials {
-        Credentials::Password {
-            username: self.str("/user/name"),
-            password: self.str("/user/password"),
-            user_domain: "Default".into(),
-            project_domain: "Default".into(),
-        }
-    }
-
-    fn application_credential(&self) -> Credentials {
-        Credentials::ApplicationCredential {
-            id: self.str("/application_credential/id"),
-            secret: self.str("/application_credential/secret"),
-        }
-    }
-
-    fn client(&self, credentials: Credentials) -> Keystone {
-        Keystone::new(self.auth_url.clone(), credentials, "public".into(), None)
-    }
-
-    /// What the catalog must give for the test project: the registered Heat, tenant filled in.
-    fn orchestration_url(&self) -> String {
-        format!("{}/v1/{}", heat_url().trim_end_matches('/'), self.project_id())
-    }
-}
-
-/// Starts (or reuses) the test Keystone with the project's script, serialised across test
-/// processes like the shared Heat of `support::heat_url`. A Keystone that cannot start fails the
-/// test.
-fn keystone() -> &'static TestKeystone {
-    static KEYSTONE: OnceLock<TestKeystone> = OnceLock::new();
-    KEYSTONE.get_or_init(|| {
-        let auth_url = local::keystone::ensure_shared(KEYSTONE_PORT, &heat_url(), TOKEN_EXPIRATION_SECS)
-            .expect("the test Keystone starts");
-        assert_eq!(auth_url, format!("http://127.0.0.1:{KEYSTONE_PORT}/v3"));
-        let path = local::keystone::keystone_home().join(format!("state/{KEYSTONE_PORT}/credentials.json"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let credentials: Value = serde_json::from_str(&text).expect("credentials.json parses");
-        assert_eq!(credentials["token_expiration"], json!(TOKEN_EXPIRATION_SECS));
-        TestKeystone { auth_url, credentials }
-    })
-}
 
 fn http() -> reqwest::Client {
     heat_reconciler::tls::install_crypto_provider();

@@ -69,7 +69,8 @@ impl Keystone {
 
     /// Reads `OS_AUTH_URL`, `OS_USERNAME`/`OS_PASSWORD` (+ `OS_USER_DOMAIN_NAME`,
     /// `OS_PROJECT_DOMAIN_NAME`) or `OS_APPLICATION_CREDENTIAL_ID`/`_SECRET`, `OS_INTERFACE` and
-    /// `OS_REGION_NAME` from `vars`. `None` when no `OS_AUTH_URL` is set.
+    /// `OS_REGION_NAME` from `vars`. `None` when no `OS_AUTH_URL` is set. (`OS_CACERT`, the CAs
+    /// to trust, belongs to the HTTP client Keystone shares with Heat: [`super::trust::Trust::given`].)
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Option<Self>, String> {
         let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
         let Some(auth_url) = get("OS_AUTH_URL") else { return Ok(None) };
@@ -152,7 +153,7 @@ impl Keystone {
             .json(&self.request_body(project))
             .send()
             .await
-            .map_err(|e| HeatError::Transport(format!("keystone: {}", e.without_url())))?;
+            .map_err(|e| super::trust::request_error(e, super::trust::Service::Keystone, None))?;
         let status = response.status().as_u16();
         let token = response.headers().get("x-subject-token").and_then(|t| t.to_str().ok()).map(str::to_owned);
         let body: Value = response.json().await.unwrap_or(Value::Null);

@@ -1,9 +1,11 @@
 //! The OpenStack Heat v1 REST client: find, create, update (PUT, never PATCH), delete and show
 //! stacks, with errors that carry Heat's own explanation text; and the read-only calls the
 //! operator's commands use (a stack's template, an update preview, its failed events).
-//! Authentication is either none (a standalone Heat) or Keystone v3 ([`keystone`]).
+//! Authentication is either none (a standalone Heat) or Keystone v3 ([`keystone`]); which CAs
+//! both trust over TLS is [`trust`]'s.
 
 pub mod keystone;
+pub mod trust;
 
 use crate::telemetry::metrics::{HeatCallLabels, HeatErrorLabels};
 use keystone::Keystone;
@@ -12,6 +14,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use trust::{Refusal, Service, Trust};
 
 /// How requests are authenticated and where Heat is.
 #[derive(Clone)]
@@ -137,6 +140,10 @@ pub enum HeatError {
     Auth(String),
     #[error("unexpected Heat response: {0}")]
     Protocol(String),
+    /// The server's TLS certificate was refused (see [`trust`]); `trusted` names the CAs the
+    /// client trusts, when known.
+    #[error("TLS: {service} at {origin}: {}", .refusal.describe(.trusted.as_deref()))]
+    Untrusted { service: Service, origin: String, refusal: Refusal, trusted: Option<String> },
 }
 
 impl HeatError {
@@ -168,10 +175,6 @@ fn status_name(status: u16) -> String {
         other => return format!("HTTPException {other}"),
     };
     name.to_owned()
-}
-
-fn transport(e: reqwest::Error) -> HeatError {
-    HeatError::Transport(e.without_url().to_string())
 }
 
 /// The root of a standalone Heat from what an operator may give: `http://host:port`, or the
@@ -208,6 +211,7 @@ pub const LIST_PAGE: usize = 500;
 pub struct HeatClient {
     http: reqwest::Client,
     endpoint: Endpoint,
+    trust: Trust,
     calls: Arc<CallCounter>,
 }
 
@@ -229,16 +233,29 @@ struct CallCounter {
 }
 
 impl HeatClient {
+    /// A client trusting the system's CAs.
     pub fn new(endpoint: Endpoint) -> Result<Self, HeatError> {
+        HeatClient::with_trust(endpoint, Trust::System)
+    }
+
+    /// A client trusting `trust`'s CAs, for Heat and Keystone alike.
+    pub fn with_trust(endpoint: Endpoint, trust: Trust) -> Result<Self, HeatError> {
         // Library users (tests, benchmarks) may not have gone through `main`.
         crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             // A redirect from `/stacks/<name>` is how Heat says where the stack is.
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(transport)?;
-        Ok(HeatClient { http, endpoint, calls: Arc::default() })
+            .timeout(Duration::from_secs(60));
+        let http = trust
+            .configure(builder)
+            .and_then(reqwest::ClientBuilder::build)
+            .map_err(|e| trust::request_error(e, Service::Heat, None))?;
+        Ok(HeatClient { http, endpoint, trust, calls: Arc::default() })
+    }
+
+    /// A failed request to Heat, as a [`HeatError`].
+    fn transport(&self, error: reqwest::Error) -> HeatError {
+        trust::request_error(error, Service::Heat, Some(&self.trust))
     }
 
     /// The requests this client and its clones have sent so far.
@@ -254,7 +271,7 @@ impl HeatClient {
         match &self.endpoint {
             Endpoint::NoAuth { base } => Ok((format!("{}/v1/{tenant}", base.trim_end_matches('/')), None)),
             Endpoint::Keystone(keystone) => {
-                let session = keystone.session(&self.http, tenant).await?;
+                let session = keystone.session(&self.http, tenant).await.map_err(|e| self.trust.explain(e))?;
                 Ok((session.orchestration_url, Some(session.token)))
             }
         }
@@ -319,7 +336,7 @@ impl HeatClient {
         if let Some(status) = failed {
             metrics.heat_errors.get_or_create(&HeatErrorLabels { status }).inc();
         }
-        answer.map_err(transport)
+        answer.map_err(|e| self.transport(e))
     }
 
     /// Sends a request whose success (any 2xx) answers JSON: that answer, or why it failed.
@@ -334,7 +351,7 @@ impl HeatClient {
         if !response.status().is_success() {
             return Err(Self::fail(response).await);
         }
-        response.json().await.map_err(transport)
+        response.json().await.map_err(|e| self.transport(e))
     }
 
     async fn fail(response: reqwest::Response) -> HeatError {
@@ -350,7 +367,13 @@ impl HeatClient {
             Endpoint::NoAuth { base } => base.clone(),
             Endpoint::Keystone(keystone) => keystone.auth_url().to_owned(),
         };
-        self.http.get(url).send().await.map(|_| ()).map_err(transport)
+        match self.http.get(url).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match &self.endpoint {
+                Endpoint::NoAuth { .. } => self.transport(e),
+                Endpoint::Keystone(_) => self.trust.explain(trust::request_error(e, Service::Keystone, None)),
+            }),
+        }
     }
 
     /// Finds a stack by name: `None` when Heat answers 404.
@@ -366,7 +389,7 @@ impl HeatClient {
             }
             200 => {
                 // Some deployments answer directly instead of redirecting.
-                let stack: StackEnvelope = response.json().await.map_err(transport)?;
+                let stack: StackEnvelope = response.json().await.map_err(|e| self.transport(e))?;
                 Ok(Some(StackRef { name: stack.stack.stack_name, id: stack.stack.id }))
             }
             _ => Err(Self::fail(response).await),
@@ -505,7 +528,7 @@ impl HeatClient {
         if response.status().as_u16() != 201 {
             return Err(Self::fail(response).await);
         }
-        let created: Value = response.json().await.map_err(transport)?;
+        let created: Value = response.json().await.map_err(|e| self.transport(e))?;
         let id = created.pointer("/stack/id").and_then(Value::as_str).unwrap_or_default().to_owned();
         let name = request.stack_name.clone().unwrap_or_default();
         if id.is_empty() {

@@ -219,23 +219,5 @@ fn find_in_chain<E: std::error::Error + 'static>(error: &etcd_client::Error) -> 
         etcd_client::Error::IoError(io) => io,
         _ => return None,
     };
-    find_in_sources(inner)
-}
-
-/// The first error of type `E` in a chain of sources, looking inside I/O errors too (an
-/// `io::Error`'s own `source` skips the error it wraps).
-fn find_in_sources<'a, E: std::error::Error + 'static>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = next {
-        if let Some(found) = current.downcast_ref::<E>() {
-            return Some(found);
-        }
-        if let Some(inner) = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
-            && let Some(found) = find_in_sources::<E>(inner)
-        {
-            return Some(found);
-        }
-        next = current.source();
-    }
-    None
+    crate::tls::find_in_sources(inner)
 }

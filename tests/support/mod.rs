@@ -1,6 +1,9 @@
 //! Shared test harness: a real etcd, the planner running against it, and Gohan-like writes.
 #![allow(dead_code)]
 
+pub mod test_keystone;
+pub mod tls_proxy;
+
 use heat_reconciler::heat::HeatClient;
 use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::planner::{self, PlannerOptions};
@@ -313,6 +316,35 @@ pub fn heat_url() -> String {
             .expect("the shared test Heat starts")
     })
     .clone()
+}
+
+/// A scratch directory under the temp dir, removed when dropped.
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    /// `heat-reconciler-<prefix>-<random>`.
+    pub fn new(prefix: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(unique(&format!("heat-reconciler-{prefix}")));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Writes `name` with `content`; its path.
+    pub fn file(&self, name: &str, content: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A fresh random id, so stacks of earlier runs never collide.
