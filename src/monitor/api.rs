@@ -46,9 +46,9 @@ pub fn router(registry: Registry, token: String, probes: ProbeConfig) -> Router 
         .route("/targets/{id}", get(show).put(update).delete(remove))
         .route_layer(middleware::from_fn_with_state(api.clone(), authenticate))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async { refuse_unread(StatusCode::NOT_FOUND, "no such path") })
+        .fallback(|| async { Refusal::body_unread(StatusCode::NOT_FOUND, "no such path") })
         .method_not_allowed_fallback(|| async {
-            refuse_unread(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+            Refusal::body_unread(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
@@ -59,7 +59,7 @@ async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next)
     {
         next.run(request).await
     } else {
-        refuse_unread(StatusCode::UNAUTHORIZED, "a valid X-Auth-Token is required")
+        Refusal::body_unread(StatusCode::UNAUTHORIZED, "a valid X-Auth-Token is required").into_response()
     }
 }
 
@@ -76,16 +76,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The target a POST or PUT body describes, or the refusal to answer.
-fn target_spec(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<TargetSpec, Response> {
+fn target_spec(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<TargetSpec, Refusal> {
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let message = format!("the body is larger than {} KiB", MAX_BODY / 1024);
-            return Err(refuse_unread(StatusCode::PAYLOAD_TOO_LARGE, &message));
+            return Err(Refusal::body_unread(StatusCode::PAYLOAD_TOO_LARGE, message));
         }
-        Err(rejection) => return Err(refuse_unread(rejection.status(), &rejection.body_text())),
+        Err(rejection) => return Err(Refusal::body_unread(rejection.status(), rejection.body_text())),
     };
-    let spec = TargetSpec::from_json(&body).map_err(|invalid| refuse(StatusCode::BAD_REQUEST, &invalid.0))?;
+    let spec = TargetSpec::from_json(&body).map_err(|invalid| Refusal::new(StatusCode::BAD_REQUEST, invalid.0))?;
     if !api.probes.knows(&spec.kind) {
         let message = format!(
             "unknown target type `{}`: the types taken are {} (`--probe-config` gives another type a probe)",
@@ -94,7 +94,7 @@ fn target_spec(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<TargetS
         );
         // The type is shown back; a secret of the body it happens to contain is not.
         let secrets = Secrets::collect([("properties", &serde_json::Value::Object(spec.properties.clone()))]);
-        return Err(refuse(StatusCode::BAD_REQUEST, &secrets.mask(&message)));
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, secrets.mask(&message)));
     }
     Ok(spec)
 }
@@ -102,7 +102,7 @@ fn target_spec(api: &Api, body: Result<Bytes, BytesRejection>) -> Result<TargetS
 async fn create(State(api): State<Arc<Api>>, body: Result<Bytes, BytesRejection>) -> Response {
     let spec = match target_spec(&api, body) {
         Ok(spec) => spec,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match api.registry.create(spec).await {
         Ok(target) => {
@@ -131,7 +131,7 @@ async fn list(State(api): State<Arc<Api>>) -> Response {
 async fn update(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Response {
     let spec = match target_spec(&api, body) {
         Ok(spec) => spec,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match api.registry.update(&id, spec).await {
         Ok(Some(target)) => {
@@ -158,21 +158,37 @@ fn not_found(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("no target {id}"))
 }
 
-/// A call refused for what the caller sent. Logged at debug only: a caller can send as many as
-/// it likes, and the log must not grow with them at the default level.
-fn refuse(status: StatusCode, message: &str) -> Response {
-    tracing::debug!(status = status.as_u16(), reason = %message, "target API call refused");
-    error(status, message)
+/// A call refused for what the caller sent: answered `{"error": <reason>}`, and logged at debug
+/// only (a caller can send as many as it likes; the log must not grow with them by default).
+struct Refusal {
+    status: StatusCode,
+    reason: String,
+    /// Refused before the body was read to its end: the answer says that the connection closes
+    /// after it. hyper closes it anyway (RFC 9112 §9.6: what is left of the body would be read as
+    /// the next request), and without the header a client returns it to its pool and loses its
+    /// next call on it (seen as `IncompleteMessage` from reqwest).
+    body_unread: bool,
 }
 
-/// A refusal sent before the body was read to its end: the answer says that the connection
-/// closes after it. hyper closes it anyway (RFC 9112 §9.6: what is left of the body would be
-/// read as the next request), and without the header a client returns it to its pool and loses
-/// its next call on it (seen as `IncompleteMessage` from reqwest).
-fn refuse_unread(status: StatusCode, message: &str) -> Response {
-    let mut response = refuse(status, message);
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal { status, reason: reason.into(), body_unread: false }
+    }
+
+    fn body_unread(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal { body_unread: true, ..Refusal::new(status, reason) }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        tracing::debug!(status = self.status.as_u16(), reason = %self.reason, "target API call refused");
+        let mut response = error(self.status, &self.reason);
+        if self.body_unread {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
 }
 
 fn registry_error(e: RegistryError) -> Response {
