@@ -164,9 +164,9 @@ struct Refusal {
     status: StatusCode,
     reason: String,
     /// Refused before the body was read to its end: the answer says that the connection closes
-    /// after it. hyper closes it anyway (RFC 9112 §9.6: what is left of the body would be read as
-    /// the next request), and without the header a client returns it to its pool and loses its
-    /// next call on it (seen as `IncompleteMessage` from reqwest).
+    /// after it. hyper closes it anyway (RFC 9112, section 9.6: what is left of the body would be
+    /// read as the next request), and without the header a client returns it to its pool and
+    /// loses its next call on it (seen as `IncompleteMessage` from reqwest).
     body_unread: bool,
 }
 
