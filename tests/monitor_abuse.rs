@@ -340,16 +340,35 @@ fn wrong_answer(bad: &Bad, status: u16, answer: &str) -> Option<String> {
         .map(|secret| format!("{}: the answer shows {secret}: {answer}", bad.what))
 }
 
+/// A monitor process on a fresh etcd and snmpd, with a load balancer registered.
+struct Scene {
+    h: Harness,
+    device: LocalSnmpd,
+    monitor: MonitorProcess,
+    /// The load balancer's id, its registration as answered, and the registration's id.
+    lb: String,
+    target: Value,
+    id: String,
+}
+
+impl Scene {
+    async fn start() -> Scene {
+        let h = Harness::without_planner().await;
+        let device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
+        let monitor = MonitorProcess::start(&h.etcd.client_url, device.addr());
+        monitor.ready().await;
+        let lb = unique("lb");
+        let (status, target) = monitor.call(Method::POST, "/targets", Some(&lb_body(&lb))).await;
+        assert_eq!(status, 201, "{target}");
+        let id = target["id"].as_str().unwrap().to_owned();
+        Scene { h, device, monitor, lb, target, id }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_call_is_refused_with_its_cause_and_no_secret() {
-    let h = Harness::without_planner().await;
-    let device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
-    let monitor = MonitorProcess::start(&h.etcd.client_url, device.addr());
-    monitor.ready().await;
-    let lb = unique("lb");
-    let (status, target) = monitor.call(Method::POST, "/targets", Some(&lb_body(&lb))).await;
-    assert_eq!(status, 201, "{target}");
-    let id = target["id"].as_str().unwrap().to_owned();
+    // (etcd and the device are bound, so that they live to the end.)
+    let Scene { h: _etcd, device: _device, monitor, target, id, .. } = Scene::start().await;
 
     let client = reqwest::Client::new();
     for bad in bad_calls(&id) {
@@ -418,14 +437,7 @@ const MAX_GROWTH_KIB: u64 = 100 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_of_bad_calls_leaves_the_prober_writing_and_memory_bounded() {
-    let h = Harness::without_planner().await;
-    let mut device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
-    let monitor = MonitorProcess::start(&h.etcd.client_url, device.addr());
-    monitor.ready().await;
-    let lb = unique("lb");
-    let (status, target) = monitor.call(Method::POST, "/targets", Some(&lb_body(&lb))).await;
-    assert_eq!(status, 201, "{target}");
-    let id = target["id"].as_str().unwrap().to_owned();
+    let Scene { h, mut device, monitor, lb, target, id } = Scene::start().await;
     // A pool whose members' password is a secret too (its members do not listen: FAIL).
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let member = json!({"host": "127.0.0.1", "port": closed, "login": "admin", "password": PASSWORD});
