@@ -17,6 +17,7 @@ pub(crate) mod status;
 pub mod target;
 pub mod write;
 
+pub use api::MAX_BODY;
 pub use registry::target_key;
 pub use run::{LEADER_KEY, MonitorOptions, run};
 
@@ -30,7 +31,8 @@ pub async fn serve(
     options: MonitorOptions,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let api = api::serve(listener, registry::Registry::new(store.clone(), url), token, shutdown.clone());
+    let registry = registry::Registry::new(store.clone(), url);
+    let api = api::serve(listener, registry, token, options.probes.clone(), shutdown.clone());
     let (api, prober) = tokio::join!(api, run(store, options, shutdown));
     api?;
     prober

@@ -14,6 +14,25 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
+/// Every target `type` the original Collector Agent took (PROTOCOL.md §8 and the corpus's
+/// templates), probed here or not. The API takes these even where no probe is configured for one
+/// (`compute` without a Nova probe: logged and not probed), so monitoring never fails a stack the
+/// original accepted; it refuses any other type the probe configuration does not name, which can
+/// only be a mistake (a registration nothing would ever probe).
+pub const COLLECTOR_TYPES: [&str; 11] = [
+    "bgp_pool",
+    "compute",
+    "igs_counter",
+    "snmp_device",
+    "snmp_device_fw",
+    "snmp_device_lb",
+    "snmp_ports",
+    "snmp_ports_metric",
+    "snmp_ports_status",
+    "virtual_machine_interface",
+    "vrrp_pool",
+];
+
 /// How targets of one `type` are probed.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +94,18 @@ impl ProbeConfig {
         let kinds: BTreeMap<String, KindProbe> = serde_json::from_value(value)?;
         self.kinds.extend(kinds);
         Ok(())
+    }
+
+    /// Whether the API takes targets of type `kind` (see [`COLLECTOR_TYPES`]).
+    pub fn knows(&self, kind: &str) -> bool {
+        self.kinds.contains_key(kind) || COLLECTOR_TYPES.contains(&kind)
+    }
+
+    /// The types the API takes, sorted: the Collector Agent's and the configured ones.
+    pub fn known_types(&self) -> Vec<&str> {
+        let known: std::collections::BTreeSet<&str> =
+            COLLECTOR_TYPES.into_iter().chain(self.kinds.keys().map(String::as_str)).collect();
+        known.into_iter().collect()
     }
 
     /// The probe for `target`, or why it cannot be probed.
@@ -382,6 +413,10 @@ mod tests {
         let tcp = target("ssh_box", json!({"ip": "127.0.0.1"}));
         assert_eq!(config.plan(&tcp).unwrap(), Plan::Tcp(Endpoint { host: "127.0.0.1".into(), port: 22 }));
         assert!(config.plan(&target("igs_counter", json!({}))).unwrap_err().to_string().contains("no probe"));
+        // The API takes the Collector Agent's types, probed or not, and the configured ones.
+        assert!(config.knows("igs_counter") && config.knows("ssh_box") && !config.knows("snmp_devcie"));
+        assert!(!ProbeConfig::default().knows("ssh_box"));
+        assert_eq!(config.known_types().len(), COLLECTOR_TYPES.len() + 1);
         assert!(config.extend_from_yaml("x: {teleport: {}}").is_err());
     }
 

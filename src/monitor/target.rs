@@ -3,7 +3,7 @@
 //! POSTs, and the record we keep and answer with (`id`, `link`, `created_at`, `monitorer` added).
 
 use crate::protocol::monitoring::MonitoringStatus;
-use crate::secrets::mask_secrets;
+use crate::secrets::{Secrets, mask_secrets};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -48,6 +48,52 @@ pub struct Target {
     pub spec: TargetSpec,
 }
 
+/// The body's fields and the JSON type each must have, checked before serde reads the body:
+/// serde's own refusal quotes the value it got (`invalid type: string "…", expected a map`), and
+/// that value may be a community string or a password sent in the wrong place.
+const FIELDS: [(&str, Shape); 8] = [
+    ("type", Shape::Name),
+    ("resource_type", Shape::Name),
+    ("resource_id", Shape::Name),
+    ("field_name", Shape::Name),
+    ("tenant_id", Shape::Name),
+    ("version", Shape::Version),
+    ("properties", Shape::Object),
+    ("syncer_properties", Shape::Object),
+];
+
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A string; required.
+    Name,
+    /// A number or a string of one (see `version_number`); required.
+    Version,
+    /// An object; may be left out.
+    Object,
+}
+
+impl Shape {
+    fn expected(self) -> &'static str {
+        match self {
+            Shape::Name => "a string",
+            Shape::Version => "a whole number",
+            Shape::Object => "an object",
+        }
+    }
+}
+
+/// What kind of JSON value `value` is, for a message that must not show the value itself.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Why a target body cannot be registered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -62,10 +108,39 @@ pub struct HoldOptions {
 }
 
 impl TargetSpec {
-    /// Parses and checks a body: the fields the monitor relies on must be usable.
+    /// Parses and checks a body: the fields the monitor relies on must be usable. The refusal
+    /// names the field at fault and never quotes a value of the body (see [`FIELDS`]); a secret
+    /// of the body that a message would still contain is masked.
     pub fn from_json(body: &[u8]) -> Result<TargetSpec, InvalidTarget> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| InvalidTarget(format!("the body is not JSON: {e}")))?;
+        TargetSpec::from_value(value.clone())
+            .map_err(|invalid| InvalidTarget(Secrets::collect([("body", &value)]).mask(&invalid.0)))
+    }
+
+    fn from_value(value: Value) -> Result<TargetSpec, InvalidTarget> {
+        let Value::Object(fields) = &value else {
+            return Err(InvalidTarget(format!("a target body must be a JSON object, not {}", json_type(&value))));
+        };
+        for (field, shape) in FIELDS {
+            match (fields.get(field), shape) {
+                (None, Shape::Object) => {}
+                (None, _) => return Err(InvalidTarget(format!("not a target body: missing field `{field}`"))),
+                (Some(Value::String(_)), Shape::Name | Shape::Version)
+                | (Some(Value::Number(_)), Shape::Version)
+                | (Some(Value::Object(_)), Shape::Object) => {}
+                (Some(other), _) => {
+                    return Err(InvalidTarget(format!(
+                        "`{field}` must be {}, not {}",
+                        shape.expected(),
+                        json_type(other)
+                    )));
+                }
+            }
+        }
+        // Only `version`'s own check can refuse now, and it says what it expects, not what it got.
         let spec: TargetSpec =
-            serde_json::from_slice(body).map_err(|e| InvalidTarget(format!("not a target body: {e}")))?;
+            serde_json::from_value(value).map_err(|e| InvalidTarget(format!("not a target body: {e}")))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -154,7 +229,8 @@ fn version_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
-    number.ok_or_else(|| D::Error::custom(format!("`version` must be a whole number, got {value}")))
+    // The value is not quoted: whatever was sent, it is not shown back (see `FIELDS`).
+    number.ok_or_else(|| D::Error::custom("`version` must be a whole number (a number or a string of digits)"))
 }
 
 #[cfg(test)]
@@ -238,6 +314,44 @@ mod tests {
             }
             let error = TargetSpec::from_json(body.to_string().as_bytes()).unwrap_err();
             assert!(error.0.contains(expected), "{error} lacks {expected}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_never_quote_the_body() {
+        let secret = "community-s3cr3t-7f2a";
+        let patches = [
+            (json!({"properties": secret}), "`properties` must be an object, not a string"),
+            (json!({"syncer_properties": [secret]}), "`syncer_properties` must be an object, not an array"),
+            (json!({"tenant_id": {"community_name": secret}}), "`tenant_id` must be a string, not an object"),
+            (json!({"version": {"password": secret}}), "`version` must be a whole number, not an object"),
+            (json!({"version": secret}), "`version` must be a whole number (a number or a string of digits)"),
+            (json!({"version": -1}), "`version` must be a whole number"),
+            (json!({"type": null}), "`type` must be a string, not null"),
+        ];
+        for (patch, expected) in patches {
+            let mut body = corpus_body();
+            if let (Value::Object(body), Value::Object(patch)) = (&mut body, patch) {
+                body.extend(patch);
+            }
+            let error = TargetSpec::from_json(body.to_string().as_bytes()).unwrap_err().0;
+            assert!(error.contains(expected), "{error} lacks {expected}");
+            assert!(!error.contains(secret), "{error}");
+        }
+        let mut missing = corpus_body();
+        missing.as_object_mut().unwrap().remove("resource_id");
+        let error = TargetSpec::from_json(missing.to_string().as_bytes()).unwrap_err().0;
+        assert_eq!(error, "not a target body: missing field `resource_id`");
+        for (body, expected) in [
+            (json!(secret).to_string(), "a target body must be a JSON object, not a string"),
+            (json!([{"community_name": secret}]).to_string(), "a target body must be a JSON object, not an array"),
+            (format!(r#"{{"properties": {{"community_name": "{secret}""#), "the body is not JSON: EOF while parsing"),
+            (format!(r#"{{"properties": {{"community_name": {secret}}}}}"#), "the body is not JSON: expected value"),
+            (String::new(), "the body is not JSON"),
+        ] {
+            let error = TargetSpec::from_json(body.as_bytes()).unwrap_err().0;
+            assert!(error.contains(expected), "{error} lacks {expected}");
+            assert!(!error.contains(secret), "{error}");
         }
     }
 
