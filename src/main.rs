@@ -353,7 +353,7 @@ struct RunArgs {
     roles: Vec<String>,
     #[command(flatten)]
     heat: HeatArgs,
-    /// How many jobs the worker runs at once.
+    /// How many jobs the worker has in Heat at once (a job's results are written after its slot is freed).
     #[arg(long, default_value_t = 8)]
     slots: usize,
     /// This process's id in leader election (default: a random one).

@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 pub struct WorkerOptions {
     /// The handler whose jobs this worker runs.
     pub handler: String,
-    /// How many jobs run at once.
+    /// How many jobs are in Heat at once.
     pub slots: usize,
     /// TTL of the lease that holds this worker's `/jobs/working` keys.
     pub lease_ttl: Duration,
@@ -180,19 +180,29 @@ struct Context {
     pace: Pace,
 }
 
+/// A job Heat is done with: what to report for it.
+struct Ran {
+    job: Job,
+    job_state_key: String,
+    outcome: Outcome,
+    /// When the job started running, for its duration metric.
+    began: std::time::Instant,
+}
+
 impl Context {
-    /// Runs a claimed job until it is reported and marked finished, or the claim is lost. A
-    /// failure to reach etcd mid-job is retried: every step is safe to repeat. The slot is freed
-    /// once the results are written: the finished marker need not hold up the next claim, and a
-    /// failure to write it is retried alone, without running the job against Heat again.
+    /// Runs a claimed job until it is reported and marked finished, or the claim is lost. Each
+    /// step is retried alone while etcd fails: a job is run against Heat again only if etcd
+    /// failed before Heat was asked (every step is safe to repeat, but Heat's is the slow one).
+    /// The slot is freed as soon as Heat is done with the job: the slots bound the work in Heat,
+    /// and the next job's claim need not wait for this one's results and finished marker.
     async fn run_to_end(&self, job_id: &str, claim: Claim, mut slot: Slot) {
         let mut backoff = crate::store::watcher::Backoff::default();
         let mut first = claim.first;
         let mut attempt = 0;
-        let finish = loop {
+        let ran = loop {
             attempt += 1;
-            match self.process(job_id, &claim.reservation, first.take()).await {
-                Ok(Some(finish)) => break finish,
+            match self.run(job_id, &claim.reservation, first.take()).await {
+                Ok(Some(ran)) => break ran,
                 Ok(None) => return,
                 Err(e) if again(job_id, &e, attempt, "running it again") => backoff.wait().await,
                 Err(_) => return,
@@ -200,12 +210,21 @@ impl Context {
         };
         slot.free();
         attempt = 0;
+        let finish = loop {
+            attempt += 1;
+            match self.report(&ran, &claim.reservation).await {
+                Ok(finish) => break finish,
+                Err(e) if again(job_id, &e, attempt, "reporting it again") => backoff.wait().await,
+                Err(_) => return,
+            }
+        };
+        attempt = 0;
         loop {
             attempt += 1;
             match self.store.commit(finish.clone()).await.map_err(JobError::from) {
                 Ok(Some(_)) => return,
                 Ok(None) => {
-                    again(job_id, &JobError::LostClaim("before marking the job finished"), attempt, "");
+                    tracing::warn!(job = %job_id, "claim lost before marking the job finished; another worker will run it");
                     return;
                 }
                 Err(e) if again(job_id, &e, attempt, "marking it finished again") => backoff.wait().await,
@@ -214,16 +233,9 @@ impl Context {
         }
     }
 
-    /// Runs the job once: from what its claim read and wrote (`claimed`, on its first run),
-    /// else reading everything again (every step is safe to repeat).
-    /// Returns the transaction that marks the job finished, to commit once the results are
-    /// written; `None` when there is nothing more to do.
-    async fn process(
-        &self,
-        job_id: &str,
-        reservation: &str,
-        claimed: Option<Claimed>,
-    ) -> Result<Option<Txn>, JobError> {
+    /// Runs the job against Heat once: from what its claim read and wrote (`claimed`, on its
+    /// first run), else reading everything again. `None` when there is nothing to do.
+    async fn run(&self, job_id: &str, reservation: &str, claimed: Option<Claimed>) -> Result<Option<Ran>, JobError> {
         let working = JobQueue::Working.key(job_id);
         let (record, started, needs) = match claimed {
             Some(c) => (c.record, c.started.map(|key| (key, c.revision)), c.needs),
@@ -280,28 +292,14 @@ impl Context {
             }
             Some(reason) => tracing::warn!(job = %job_id, %reason, heat_ms, "job failed"),
         }
-        let result = if outcome.failure.is_none() { "success" } else { "failure" };
-        let finish = self.report(&job, reservation, &job_state_key, outcome).await?;
-        let (r#type, action) = (spec.resource_type.clone(), spec.action.as_str().to_owned());
-        let metrics = crate::telemetry::metrics();
-        metrics
-            .job_duration
-            .get_or_create(&JobLabels { r#type: r#type.clone(), action: action.clone() })
-            .observe(began.elapsed().as_secs_f64());
-        metrics.jobs_finished.get_or_create(&FinishedLabels { r#type, action, result: result.to_owned() }).inc();
-        Ok(Some(finish))
+        Ok(Some(Ran { job, job_state_key, outcome, began }))
     }
 
     /// Writes heat_stacks → job_state → state in one transaction while the claim is ours; returns
     /// the next one: the finished marker with the removal of the working claim and the job state,
     /// also only while the claim is ours.
-    async fn report(
-        &self,
-        job: &Job,
-        reservation: &str,
-        job_state_key: &str,
-        outcome: Outcome,
-    ) -> Result<Txn, JobError> {
+    async fn report(&self, ran: &Ran, reservation: &str) -> Result<Txn, JobError> {
+        let Ran { job, job_state_key, outcome, began } = ran;
         let spec = &job.spec;
         let types = &self.schema.resource_types;
         let working = JobQueue::Working.key(&job.id);
@@ -316,7 +314,15 @@ impl Context {
         if self.store.commit(results).await?.is_none() {
             return Err(JobError::LostClaim("before reporting"));
         }
-        let marker = outcome.failure.unwrap_or_default();
+        let (r#type, action) = (spec.resource_type.clone(), spec.action.as_str().to_owned());
+        let result = if outcome.failure.is_none() { "success" } else { "failure" };
+        let metrics = crate::telemetry::metrics();
+        metrics
+            .job_duration
+            .get_or_create(&JobLabels { r#type: r#type.clone(), action: action.clone() })
+            .observe(began.elapsed().as_secs_f64());
+        metrics.jobs_finished.get_or_create(&FinishedLabels { r#type, action, result: result.to_owned() }).inc();
+        let marker = outcome.failure.clone().unwrap_or_default();
         Ok(Txn::new()
             .if_value(&working, reservation)
             .put(&JobQueue::Finished.key(&job.id), marker)
