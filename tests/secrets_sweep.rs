@@ -76,15 +76,7 @@ async fn no_secret_reaches_logs_metrics_state_why_status_or_custom_resources() {
     let schema = Schema::shipped().unwrap();
     let heat_url = support::heat_url();
     let kube = LocalKubeApiserver::start().await.expect("kube-apiserver (bash scripts/prepare-kube.sh)");
-    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/loadbalancers.yaml");
-    kube.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]).expect("the CRD is accepted");
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/loadbalancers.esi.heat-reconciler.io",
-    ])
-    .expect("the CRD is established");
+    kube.install_crds().await.expect("the CRD is established");
     let namespace = unique("sweep");
     kube.kubectl_ok(&["create", "namespace", &namespace]).unwrap();
 
