@@ -93,18 +93,22 @@ pub async fn run(
                 }
             }
             while jobs.try_join_next().is_some() {}
+            // One claim per free slot, all sent at once: when a burst of jobs arrives with every
+            // slot free, the last claim does not wait for the commits of all the others.
             while !queue.ready.is_empty() {
                 let Ok(permit) = slots.clone().try_acquire_owned() else { break };
                 let Some(job_id) = queue.ready.pop_first() else { break };
-                match claim(&store, &context.schema, &job_id, lease.id(), queue.record(&job_id)).await {
-                    Ok(Some(claim)) => {
-                        let context = context.clone();
-                        let slot = Slot { permit: Some(permit), done: done_tx.clone() };
-                        jobs.spawn(async move { context.run_to_end(&job_id, claim, slot).await });
+                let slot = Slot { permit: Some(permit), done: done_tx.clone() };
+                let (context, lease_id, known) =
+                    (context.clone(), lease.id(), queue.record(&job_id).map(<[u8]>::to_vec));
+                jobs.spawn(async move {
+                    // A claim another worker won, or one that failed, frees its slot on the way.
+                    match claim(&context.store, &context.schema, &job_id, lease_id, known.as_deref()).await {
+                        Ok(Some(claim)) => context.run_to_end(&job_id, claim, slot).await,
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(job = %job_id, error = %e, "claim failed"),
                     }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(job = %job_id, error = %e, "claim failed"),
-                }
+                });
             }
         }
     }
