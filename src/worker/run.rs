@@ -114,8 +114,9 @@ pub async fn run(
     }
 }
 
-/// Why running a job stopped before its result was written. A lost claim ends the job here
-/// (another worker has it); anything else runs it again while the claim is ours.
+/// Why a step of a job (running it, reporting it, marking it finished) stopped. A lost claim
+/// ends the job here (another worker has it); anything else runs that step again while the claim
+/// is ours.
 #[derive(Debug, thiserror::Error)]
 enum JobError {
     /// The job's `/jobs/working` claim is no longer ours.
