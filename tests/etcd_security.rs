@@ -3,15 +3,16 @@
 //! made here with rcgen, users created through etcd's auth API; `LocalEtcd::start_secured`).
 //!
 //! The real binary, given only its `--etcd-*` flags, converges the flagship load-balancer flow
-//! (planner and worker on the shared standalone Heat), and `status`, `why` and `plan` read the
-//! secured etcd. A wrong CA, a missing client certificate, a wrong password and a user without
-//! rights each end `run` and `status` within seconds with one line naming the cause. No output
-//! ever holds a password.
+//! (planner and worker on the shared standalone Heat), `status`, `why` and `plan` read the
+//! secured etcd, the monitor serves its target API and writes `/monitoring` (a real snmpd), and
+//! the mirror fills a real kube-apiserver. A wrong CA, a missing client certificate, a wrong
+//! password and a user without rights each end `run` of every role, `status`, `why` and `plan`
+//! within seconds with one line naming the cause. No output ever holds a password.
 
 mod support;
 
-use heat_reconciler::local::LocalEtcd;
 use heat_reconciler::local::certs::TestCa;
+use heat_reconciler::local::{LocalEtcd, LocalKubeApiserver, LocalSnmpd};
 use heat_reconciler::schema::Schema;
 use heat_reconciler::store::{EtcdAccess, Store};
 use serde_json::Value;
@@ -111,12 +112,14 @@ impl Flags {
 
 /// `run` of the planner and worker roles with these flags.
 fn run_args(flags: &Flags, heat_url: &str) -> Vec<String> {
-    let mut args: Vec<String> = ["run", "--roles", "planner,worker", "--leader-ttl", "3", "--heat-url", heat_url]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(flags.args());
-    args
+    with_flags(&["run", "--roles", "planner,worker", "--leader-ttl", "3", "--heat-url", heat_url], flags)
+}
+
+/// `args`, then the `--etcd-*` flags.
+fn with_flags(args: &[&str], flags: &Flags) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(flags.args());
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +185,7 @@ async fn the_controller_converges_the_flagship_flow_over_tls_and_etcd_auth() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_refusal_ends_run_and_status_within_seconds_with_its_cause() {
+async fn each_refusal_ends_every_role_and_command_within_seconds_with_its_cause() {
     heat_reconciler::tls::install_crypto_provider();
     let etcd = LocalEtcd::start_secured().await.expect("a secured etcd starts");
     let security = etcd.security.clone().unwrap();
@@ -220,12 +223,23 @@ async fn each_refusal_ends_run_and_status_within_seconds_with_its_cause() {
             "etcd user `nobody` may not read /config/: permission denied",
         ),
     ];
+    let resource = format!("load_balancer/{}", support::FLAGSHIP_LB);
     for (what, flags, password, cause) in cases {
-        for args in [run_args(&flags, "http://127.0.0.1:9"), [vec!["status".to_owned()], flags.args()].concat()] {
+        // Every role, and every command that reads etcd (nothing listens on port 9: none of them
+        // may get as far as Heat, the monitor's listener or Kubernetes).
+        let commands = [
+            run_args(&flags, "http://127.0.0.1:9"),
+            with_flags(&["run", "--roles", "monitor", "--monitor-listen", "127.0.0.1:0"], &flags),
+            with_flags(&["run", "--roles", "mirror", "--kubeconfig", "/nonexistent/kubeconfig"], &flags),
+            with_flags(&["status"], &flags),
+            with_flags(&["why", &resource], &flags),
+            with_flags(&["plan", &resource, "--heat-url", "http://127.0.0.1:9"], &flags),
+        ];
+        for args in commands {
             let (output, took) = run_bounded(command(&args, Some(password)));
             let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-            let context = format!("{} with {what} (took {took:?}):\n{stderr}", args[0]);
-            assert!(!output.status.success(), "{context}");
+            let context = format!("{} with {what} (took {took:?}):\n{stderr}", args[..3].join(" "));
+            assert_eq!(output.status.code(), Some(2), "{context}");
             let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
             assert_eq!(lines, [format!("error: etcd at {endpoint}: {cause}")], "{context}");
             assert!(stdout.is_empty(), "{context}\nstdout: {stdout}");
@@ -352,3 +366,150 @@ async fn an_expired_login_token_is_renewed() {
     store.list("/config/").await.expect("the store logs in again");
     store.put("/config/renewed", "yes").await.expect("and writes");
 }
+
+/// The monitor role on the secured etcd with only its `--etcd-*` flags (the password from a
+/// file): it starts, serves its target API, keeps the registered target in etcd and writes the
+/// device's `/monitoring` record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_serves_its_api_and_writes_monitoring_on_the_secured_etcd() {
+    heat_reconciler::tls::install_crypto_provider();
+    let etcd = LocalEtcd::start_secured().await.expect("a secured etcd starts");
+    let security = etcd.security.clone().unwrap();
+    let root = etcd.connect().await.expect("root connects");
+    let community = "community-7d1e";
+    let device = LocalSnmpd::start(&[community], &[]).await.expect("snmpd starts");
+    let scratch = Scratch::new("etcd-security-monitor");
+    let token = "monitor-token-52ab";
+    let token_file = scratch.file("token", token);
+    let mut flags = Flags::good(&etcd);
+    flags.password_file = Some(scratch.file("password", &format!("{}\n", security.password)));
+    let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let args = with_flags(
+        &[
+            "run",
+            "--roles",
+            "monitor",
+            "--leader-ttl",
+            "3",
+            "--monitor-listen",
+            &api.to_string(),
+            "--monitor-token-file",
+            &path(&token_file),
+            "--probe-interval",
+            "1",
+            "--probe-timeout",
+            "1",
+            "--device-address",
+            &format!("lb.example={}", device.addr()),
+        ],
+        &flags,
+    );
+    let log = scratch.path().join("monitor.log");
+    let mut monitor = command(&args, None)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the monitor starts");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let client = reqwest::Client::new();
+    let api = format!("http://{api}");
+    let began = Instant::now();
+    loop {
+        if let Ok(Some(status)) = monitor.try_wait() {
+            panic!("the monitor exited ({status}):\n{}", logs());
+        }
+        if client.get(format!("{api}/healthz")).send().await.is_ok_and(|a| a.status() == 200) {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "the target API does not answer:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lb = support::unique("lb");
+    let target = serde_json::json!({"type": "snmp_device_lb", "resource_type": "load_balancers",
+        "resource_id": lb, "field_name": "load_balancer", "tenant_id": support::TENANT, "version": 1,
+        "properties": {"device_ip": "lb.example", "community_name": community},
+        "syncer_properties": {"etcd": {"status": {"key": "load_balancer"}}}});
+    let answer = client.post(format!("{api}/targets")).header("X-Auth-Token", token).json(&target).send().await;
+    let answer = answer.expect("the target API answers");
+    assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap_or_default());
+
+    let key = format!("/monitoring/v2.0/load_balancers/{lb}");
+    let began = Instant::now();
+    loop {
+        if let Ok(Some(status)) = monitor.try_wait() {
+            panic!("the monitor exited ({status}):\n{}", logs());
+        }
+        let found = root.get(&key).await.expect("root reads").map(|kv| text(&kv.value));
+        if found.as_deref() == Some(r#"{"load_balancer":"UP","version":1}"#) {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "{key} is {found:?}:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    monitor.kill().ok();
+    monitor.wait().ok();
+    let logs = logs();
+    assert!(!logs.contains(&security.password), "the password is in the monitor's log");
+    assert!(!logs.contains("permission denied") && !logs.contains("authentication failed"), "{logs}");
+}
+
+/// The mirror role on the secured etcd with only its `--etcd-*` flags: the flagship load
+/// balancer's records become its `LoadBalancer` custom resource in a real kube-apiserver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_mirrors_from_the_secured_etcd() {
+    heat_reconciler::tls::install_crypto_provider();
+    let etcd = LocalEtcd::start_secured().await.expect("a secured etcd starts");
+    let security = etcd.security.clone().unwrap();
+    let root = etcd.connect().await.expect("root connects");
+    for (key, value) in support::flagship_records() {
+        root.put(&key, value).await.expect("root writes");
+    }
+    let kube = LocalKubeApiserver::start().await.expect("kube-apiserver (bash scripts/prepare-kube.sh)");
+    kube.install_crds().await.expect("the CRD is installed");
+    let namespace = support::unique("lb");
+    kube.kubectl_ok(&["create", "namespace", &namespace]).unwrap();
+    let scratch = Scratch::new("etcd-security-mirror");
+    let mut flags = Flags::good(&etcd);
+    flags.password_file = Some(scratch.file("password", &security.password));
+    let kubeconfig = path(&kube.kubeconfig);
+    let args = with_flags(
+        &[
+            "run",
+            "--roles",
+            "mirror",
+            "--leader-ttl",
+            "3",
+            "--kubeconfig",
+            &kubeconfig,
+            "--mirror-namespace",
+            &namespace,
+        ],
+        &flags,
+    );
+    let log = scratch.path().join("mirror.log");
+    let mut mirror = command(&args, None)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the mirror starts");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let began = Instant::now();
+    loop {
+        if let Ok(Some(status)) = mirror.try_wait() {
+            panic!("the mirror exited ({status}):\n{}", logs());
+        }
+        let shown = kube.kubectl_ok(&["get", "loadbalancers", "-n", &namespace, "-o", "name"]).unwrap_or_default();
+        if shown.contains(support::FLAGSHIP_LB) {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "no LoadBalancer in {namespace}:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    mirror.kill().ok();
+    mirror.wait().ok();
+    let logs = logs();
+    assert!(!logs.contains(&security.password), "the password is in the mirror's log");
+    assert!(!logs.contains("permission denied") && !logs.contains("authentication failed"), "{logs}");
+}
+
