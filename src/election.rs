@@ -3,7 +3,7 @@
 //! lead up, campaign again — until shutdown. The leader gauge and the role's health follow along.
 
 use crate::shutdown::shut_down;
-use crate::store::{Leadership, Store, campaign};
+use crate::store::{ErrorLog, Leadership, Store, campaign, retried};
 use crate::telemetry::{Heartbeat, health, leading};
 use futures::future::BoxFuture;
 use std::time::Duration;
@@ -32,6 +32,9 @@ pub async fn lead_while_elected(
 ) -> anyhow::Result<()> {
     let role = election.role.as_str();
     let mut heartbeat = health().register(role);
+    // A leader that keeps failing for one cause (a right etcd refuses) says so once.
+    let mut errors = ErrorLog::default();
+    let leading_writes = format!("read and write the {role}'s keys");
     loop {
         heartbeat.standby();
         let leadership = tokio::select! {
@@ -40,11 +43,21 @@ pub async fn lead_while_elected(
         };
         heartbeat.active("leading: reading etcd");
         let gauge = leading(role);
+        let began = tokio::time::Instant::now();
         tokio::select! {
             result = lead(&leadership, &mut heartbeat) => {
+                // A failure after a good while is news again, whatever the last one was.
+                if began.elapsed() > Duration::from_secs(60) {
+                    errors = ErrorLog::default();
+                }
+                match result {
+                    Err(e) => {
+                        retried!(errors, store, e.as_ref(), &leading_writes, role, "stopped leading; standing down")
+                    }
+                    Ok(()) => tracing::warn!(role, "stopped leading; standing down"),
+                }
                 // Give the lead up at once (a standby need not wait for the TTL); whoever leads
                 // next starts from a fresh list, as after any restart.
-                tracing::error!(role, error = ?result.err(), "stopped leading; standing down");
                 leadership.resign().await;
             }
             _ = leadership.lease.lost() => tracing::warn!(role, "leader lease lost; standing down"),

@@ -532,7 +532,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     let etcd = store.clone();
     checks.add("etcd", move || {
         let etcd = etcd.clone();
-        async move { etcd.revision().await.map(|_| ()).map_err(|e| e.to_string()) }
+        async move { etcd.revision().await.map(|_| ()).map_err(|e| etcd.describe(&e, "read /")) }
     });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

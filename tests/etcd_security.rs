@@ -7,7 +7,9 @@
 //! secured etcd, the monitor serves its target API and writes `/monitoring` (a real snmpd), and
 //! the mirror fills a real kube-apiserver. A wrong CA, a missing client certificate, a wrong
 //! password and a user without rights each end `run` of every role, `status`, `why` and `plan`
-//! within seconds with one line naming the cause. No output ever holds a password.
+//! within seconds with one line naming the cause. A right revoked while `run` runs is named in
+//! the same terms, once per loop, and granting it back heals the controller without a restart.
+//! No output ever holds a password.
 
 mod support;
 
@@ -513,3 +515,85 @@ async fn the_mirror_mirrors_from_the_secured_etcd() {
     assert!(!logs.contains("permission denied") && !logs.contains("authentication failed"), "{logs}");
 }
 
+/// etcd refusing once the controller runs (its user's role revoked, as an operator might by
+/// mistake): the log says so in the start-up check's terms, naming the user and the keys, once
+/// per loop rather than at every retry; the process keeps trying, and once the role is granted
+/// back a new config converges without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_revoked_while_running_is_named_once_and_healed_by_granting_it_back() {
+    heat_reconciler::tls::install_crypto_provider();
+    let mut h = support::Harness::on(LocalEtcd::start_secured().await.expect("a secured etcd starts")).await;
+    support::put_template(&h.store, "network", support::network_mappings(), support::NETWORK).await;
+    let security = h.etcd.security.clone().unwrap();
+    let scratch = Scratch::new("etcd-security-revoked");
+    let mut flags = Flags::good(&h.etcd);
+    flags.password_file = Some(scratch.file("password", &security.password));
+    let log = scratch.path().join("controller.log");
+    let mut controller = command(&run_args(&flags, &support::heat_url()), None)
+        .env("RUST_LOG", "heat_reconciler=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the controller starts");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Writes a network as Gohan does; waits until it is created.
+    let write = async |h: &mut support::Harness| {
+        let id = support::unique("net");
+        h.config("networks", serde_json::json!({"id": id, "name": id, "tenant_id": support::TENANT}), 1, false).await;
+        id
+    };
+    let converged = async |h: &support::Harness, controller: &mut std::process::Child, id: &str| {
+        let began = Instant::now();
+        loop {
+            if let Ok(Some(status)) = controller.try_wait() {
+                panic!("the controller exited ({status}):\n{}", logs());
+            }
+            if let Some(state) = h.state("networks", id).await.filter(|s| s.version == 1)
+                && !state.state.worker_state.ends_with("_IN_PROGRESS")
+            {
+                assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{state:?}");
+                return;
+            }
+            assert!(began.elapsed() < Duration::from_secs(120), "networks/{id} did not converge:\n{}", logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let first = write(&mut h).await;
+    converged(&h, &mut controller, &first).await;
+
+    // Revoked: the open watches go on (etcd checks a watch's rights when it is made), so the
+    // controller hears of the next config, and etcd refuses what it then writes and reads.
+    h.etcd.set_controller_rights(false).await.expect("the role is revoked");
+    let waiting = write(&mut h).await;
+    let refused =
+        |line: &&str| line.contains("etcd user `heat-reconciler` may not") && line.contains("permission denied");
+    let began = Instant::now();
+    while !logs().lines().any(|line| refused(&line)) {
+        assert!(began.elapsed() < Duration::from_secs(30), "no line names the refusal:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Long enough for every loop to retry several times (the backoff reaches 5 s).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let during = logs();
+    let lines: Vec<&str> = during.lines().filter(refused).collect();
+    assert!(lines.iter().any(|line| line.contains("may not read and write /")), "the keys are named: {lines:#?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        // The same loop logs the same cause once: no two lines alike but for their time.
+        let content = line.split_once(' ').map_or(*line, |(_, rest)| rest);
+        assert!(seen.insert(content.to_owned()), "logged again: {content}\n{during}");
+    }
+    assert!(!during.contains("status:") && !during.contains("GRpcStatus"), "a raw gRPC status:\n{during}");
+    assert!(controller.try_wait().unwrap().is_none(), "the controller ended:\n{during}");
+    eprintln!("while refused:\n{}", lines.join("\n"));
+
+    // Granted back: the config written meanwhile converges, and so does a new one.
+    h.etcd.set_controller_rights(true).await.expect("the role is granted again");
+    converged(&h, &mut controller, &waiting).await;
+    let last = write(&mut h).await;
+    converged(&h, &mut controller, &last).await;
+    assert!(logs().contains("etcd answers again"), "{}", logs());
+    controller.kill().ok();
+    controller.wait().ok();
+    assert!(!logs().contains(&security.password), "the password is in the log");
+}

@@ -49,6 +49,9 @@ const ETCD_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// The subject of a secured etcd's client certificate.
 pub const CLIENT_CERT_NAME: &str = "heat-reconciler-client";
 
+/// The role that gives a secured etcd's controller user its rights.
+const CONTROLLER_ROLE: &str = "heat-reconciler";
+
 /// One member's place in a cluster.
 struct Member {
     name: String,
@@ -248,6 +251,19 @@ impl LocalEtcd {
     pub async fn connect(&self) -> Result<Store, StoreError> {
         Store::connect_with(&self.endpoints(), &self.access).await
     }
+
+    /// Takes the controller user's role from it (`granted` false: it may then read and write
+    /// nothing), or gives it back, as `etcdctl user revoke-role` / `grant-role` would, as root.
+    pub async fn set_controller_rights(&self, granted: bool) -> anyhow::Result<()> {
+        let security = self.security.as_ref().context("not a secured etcd")?;
+        let mut client = self.connect().await?.client();
+        if granted {
+            client.user_grant_role(security.user.as_str(), CONTROLLER_ROLE).await?;
+        } else {
+            client.user_revoke_role(security.user.as_str(), CONTROLLER_ROLE).await?;
+        }
+        Ok(())
+    }
 }
 
 /// What etcdctl's `user add root`, `auth enable` and a few role grants do: root (with the root
@@ -259,7 +275,7 @@ async fn enable_auth(store: &Store, security: &EtcdSecurity) -> Result<(), etcd_
     client.user_add("root", security.root_password.as_str(), None).await?;
     client.role_add("root").await?;
     client.user_grant_role("root", "root").await?;
-    let role = "heat-reconciler";
+    let role = CONTROLLER_ROLE;
     client.role_add(role).await?;
     client.role_grant_permission(role, Permission::read_write("/").with_prefix()).await?;
     client.user_add(security.user.as_str(), security.password.as_str(), None).await?;

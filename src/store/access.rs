@@ -2,9 +2,11 @@
 //! mean. A process checks its access once at start-up ([`Store::connect_checked`]): a wrong CA, a
 //! missing client certificate, a wrong password or a user without rights is a configuration
 //! mistake that no retry heals, so it ends the process with one line naming the cause instead of
-//! a loop of transport errors.
+//! a loop of transport errors. An error met later is told in the same terms
+//! ([`Store::describe`], through the loops' `ErrorLog`).
 //!
 //! [`Store::connect_checked`]: super::Store::connect_checked
+//! [`Store::describe`]: super::Store::describe
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -84,9 +86,33 @@ impl EtcdAccess {
         }
         Ok(())
     }
+}
+
+/// How this process reaches etcd, as far as a message about a refusal names it: the endpoints,
+/// the user and which TLS parts were given, never the password or the key. Every [`Store`]
+/// keeps one, so that an error met at any time can be told as at start-up.
+///
+/// [`Store`]: super::Store
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reach {
+    endpoints: Vec<String>,
+    user: Option<String>,
+    ca: bool,
+    client_certificate: bool,
+}
+
+impl Reach {
+    pub(crate) fn new(endpoints: &[String], access: &EtcdAccess) -> Reach {
+        Reach {
+            endpoints: endpoints.to_vec(),
+            user: access.user.as_ref().map(|(user, _)| user.clone()),
+            ca: access.ca.is_some(),
+            client_certificate: access.identity.is_some(),
+        }
+    }
 
     fn user_name(&self) -> Option<&str> {
-        self.user.as_ref().map(|(user, _)| user.as_str())
+        self.user.as_deref()
     }
 }
 
@@ -104,13 +130,14 @@ impl AccessError {
     }
 }
 
-/// What went wrong, in the operator's terms, for an error met while connecting to `endpoints`
-/// with `access` and reading `prefix`. The texts matched are those etcd (3.4 to 3.6) and the
-/// client's TLS stack give; anything else is passed on as it is.
-pub(crate) fn cause(error: &etcd_client::Error, endpoints: &[String], access: &EtcdAccess, prefix: &str) -> String {
-    let tls = endpoints.iter().all(|e| e.starts_with("https://"));
+/// What went wrong, in the operator's terms, for an error met reaching etcd as `reach` says
+/// while trying to `what` (`read /config/`, `write /jobs/...`: what a refused right is named
+/// by). The texts matched are those etcd (3.4 to 3.6) and the client's TLS stack give; anything
+/// else is passed on with its chain of causes.
+pub(crate) fn cause(error: &etcd_client::Error, reach: &Reach, what: &str) -> String {
+    let tls = reach.endpoints.iter().all(|e| e.starts_with("https://"));
     if let Some(tls_error) = find_in_chain::<rustls::Error>(error) {
-        return tls_cause(tls_error, access);
+        return tls_cause(tls_error, reach);
     }
     let refused =
         find_in_chain::<std::io::Error>(error).is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
@@ -120,27 +147,10 @@ pub(crate) fn cause(error: &etcd_client::Error, endpoints: &[String], access: &E
     let etcd_client::Error::GRpcStatus(status) = error else {
         return error.to_string();
     };
-    let message = status.message();
-    let user = access.user_name().unwrap_or_default();
-    if message.contains("authentication failed") {
-        return format!("etcd rejected the user `{user}`: authentication failed (wrong password, or no such user?)");
+    if let Some(refusal) = refusal(status.message(), reach, what) {
+        return refusal;
     }
-    if message.contains("authentication is not enabled") {
-        return "--etcd-user was given, but this etcd has no authentication enabled".into();
-    }
-    if message.contains("user name is empty") || message.contains("user name not found") {
-        return "etcd has authentication enabled: give --etcd-user (and its password)".into();
-    }
-    if message.contains("permission denied") {
-        return match access.user_name() {
-            Some(user) => format!("etcd user `{user}` may not read {prefix}: permission denied"),
-            None => format!(
-                "etcd refused to let this client read {prefix}: permission denied (it has authentication \
-                 enabled: give --etcd-user, or a client certificate named after a user with the rights)"
-            ),
-        };
-    }
-    if message.contains("tls handshake eof") {
+    if status.message().contains("tls handshake eof") {
         return "the TLS handshake was cut off: does etcd serve TLS on this port? (a plain etcd needs http://)".into();
     }
     // etcd (Go) refuses a client certificate after the handshake: with a TLS alert, which the
@@ -149,12 +159,39 @@ pub(crate) fn cause(error: &etcd_client::Error, endpoints: &[String], access: &E
     let detail = format!("{error:?}");
     let closed = detail.contains("connection closed") || detail.contains("broken pipe");
     if detail.contains("received fatal alert") || (closed && tls) {
-        return client_certificate_refused(access);
+        return client_certificate_refused(reach);
     }
     if closed {
         return "etcd closed the connection: does it serve TLS? then use https:// endpoints and --etcd-ca-file".into();
     }
     with_sources(error)
+}
+
+/// What etcd's own refusal `message` (of a gRPC status, or of a cancelled watch) means, if it
+/// is one: a password it rejects, a user it does not know, a right the user lacks.
+pub(crate) fn refusal(message: &str, reach: &Reach, what: &str) -> Option<String> {
+    let user = reach.user_name().unwrap_or_default();
+    if message.contains("authentication failed") {
+        return Some(format!(
+            "etcd rejected the user `{user}`: authentication failed (wrong password, or no such user?)"
+        ));
+    }
+    if message.contains("authentication is not enabled") {
+        return Some("--etcd-user was given, but this etcd has no authentication enabled".into());
+    }
+    if message.contains("user name is empty") || message.contains("user name not found") {
+        return Some("etcd has authentication enabled: give --etcd-user (and its password)".into());
+    }
+    if message.contains("permission denied") {
+        return Some(match reach.user_name() {
+            Some(user) => format!("etcd user `{user}` may not {what}: permission denied"),
+            None => format!(
+                "etcd refused to let this client {what}: permission denied (it has authentication enabled: give \
+                 --etcd-user, or a client certificate named after a user with the rights)"
+            ),
+        });
+    }
+    None
 }
 
 /// An error and what it says it was caused by, each told once: the client's "transport
@@ -176,12 +213,12 @@ fn with_sources(error: &etcd_client::Error) -> String {
     parts.join(": ")
 }
 
-fn tls_cause(error: &rustls::Error, access: &EtcdAccess) -> String {
+fn tls_cause(error: &rustls::Error, reach: &Reach) -> String {
     use rustls::{AlertDescription, CertificateError};
     match error {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => match access.ca {
-            Some(_) => "TLS: the server certificate is not signed by the CA in --etcd-ca-file".into(),
-            None => "TLS: the server certificate is not signed by a CA this process trusts (give etcd's CA with \
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => match reach.ca {
+            true => "TLS: the server certificate is not signed by the CA in --etcd-ca-file".into(),
+            false => "TLS: the server certificate is not signed by a CA this process trusts (give etcd's CA with \
                      --etcd-ca-file)"
                 .into(),
         },
@@ -196,15 +233,15 @@ fn tls_cause(error: &rustls::Error, access: &EtcdAccess) -> String {
             | AlertDescription::BadCertificate
             | AlertDescription::UnknownCA
             | AlertDescription::CertificateExpired,
-        ) => client_certificate_refused(access),
+        ) => client_certificate_refused(reach),
         other => format!("TLS: {other}"),
     }
 }
 
-fn client_certificate_refused(access: &EtcdAccess) -> String {
-    match access.identity {
-        None => "TLS: etcd requires a client certificate: give --etcd-cert-file and --etcd-key-file".into(),
-        Some(_) => "TLS: etcd did not accept the client certificate of --etcd-cert-file (not signed by a CA it \
+fn client_certificate_refused(reach: &Reach) -> String {
+    match reach.client_certificate {
+        false => "TLS: etcd requires a client certificate: give --etcd-cert-file and --etcd-key-file".into(),
+        true => "TLS: etcd did not accept the client certificate of --etcd-cert-file (not signed by a CA it \
                     trusts?)"
             .into(),
     }

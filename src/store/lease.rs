@@ -1,7 +1,7 @@
 //! Leases kept alive in the background, and leader election on one key bound to a lease.
 
 use super::watcher::Backoff;
-use super::{Store, StoreError, Txn};
+use super::{ErrorLog, Store, StoreError, Txn, retried};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,18 +25,22 @@ impl Lease {
             let period = Duration::from_secs(ttl_secs as u64) / 3;
             let deadline = Duration::from_secs(ttl_secs as u64);
             let mut last_ok = tokio::time::Instant::now();
+            let mut errors = ErrorLog::default();
             loop {
                 tokio::time::sleep(period).await;
                 // A hung etcd must not hold the refresh past the TTL: bound each round trip.
                 let refresh = tokio::time::timeout(period, keep_alive_once(&client_store, id)).await;
                 match refresh.unwrap_or_else(|_| Err(StoreError::KeepAliveTimedOut)) {
-                    Ok(true) => last_ok = tokio::time::Instant::now(),
+                    Ok(true) => {
+                        last_ok = tokio::time::Instant::now();
+                        errors.succeeded("keep a lease alive");
+                    }
                     Ok(false) => {
                         let _ = lost_tx.send(true);
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(lease = id, error = %e, "lease refresh failed");
+                        retried!(errors, &client_store, &e, "keep a lease alive", lease = id, "lease refresh failed");
                         if last_ok.elapsed() >= deadline {
                             let _ = lost_tx.send(true);
                             return;
@@ -110,12 +114,20 @@ impl Leadership {
 /// standing by through an etcd outage.
 pub async fn campaign(store: &Store, key: &str, id: &str, ttl: Duration) -> Result<Leadership, StoreError> {
     let mut backoff = Backoff::default();
+    let mut errors = ErrorLog::default();
+    let claiming = format!("read and write {key}");
     loop {
         match claim_or_wait(store, key, id, ttl).await {
-            Ok(Some(leadership)) => return Ok(leadership),
-            Ok(None) => backoff.reset(),
+            Ok(Some(leadership)) => {
+                errors.succeeded(key);
+                return Ok(leadership);
+            }
+            Ok(None) => {
+                errors.succeeded(key);
+                backoff.reset();
+            }
             Err(e) => {
-                tracing::warn!(key, error = %e, "campaign interrupted; retrying");
+                retried!(errors, store, &e, &claiming, key, "campaign interrupted; retrying");
                 backoff.wait().await;
             }
         }

@@ -2,11 +2,13 @@
 //! relists (`watcher`), transactions ([`Txn`]), leases and leader election (`lease`).
 
 pub(crate) mod access;
+pub(crate) mod error_log;
 pub(crate) mod lease;
 pub(crate) mod txn;
 pub(crate) mod watcher;
 
 pub use access::{AccessError, EtcdAccess};
+pub(crate) use error_log::{ErrorLog, retried};
 pub use lease::{Leadership, Lease, campaign};
 pub use txn::Txn;
 pub use watcher::{Listing, WatchEvent, watch_listing, watch_prefix};
@@ -82,6 +84,8 @@ pub struct Store {
     /// Requests sent through the calls below, this handle's and its clones' (see
     /// [`Store::round_trips`]).
     round_trips: Arc<AtomicU64>,
+    /// How it reaches etcd, to tell what an error means ([`Store::describe`]).
+    reach: Arc<access::Reach>,
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -137,7 +141,28 @@ impl Store {
             watch: client.watch_client().max_decoding_message_size(MAX_ANSWER_BYTES),
             client,
             round_trips: Arc::default(),
+            reach: Arc::new(access::Reach::new(endpoints, access)),
         })
+    }
+
+    /// What `error`, met while trying to `what` (`read /jobs/`, `write /leaders/planner`),
+    /// means in the operator's terms: the same causes as the start-up check names (a right the
+    /// user lacks, a password etcd no longer takes, a certificate), else the error with its
+    /// chain of causes. Not prefixed with the endpoints: a log line has its own fields.
+    pub fn describe(&self, error: &(dyn std::error::Error + 'static), what: &str) -> String {
+        let mut next = Some(error);
+        while let Some(current) = next {
+            if let Some(error) = current.downcast_ref::<etcd_client::Error>() {
+                return access::cause(error, &self.reach, what);
+            }
+            if let Some(StoreError::WatchCanceled(reason)) = current.downcast_ref::<StoreError>()
+                && let Some(refusal) = access::refusal(reason, &self.reach, what)
+            {
+                return refusal;
+            }
+            next = current.source();
+        }
+        error_log::with_sources(error)
     }
 
     /// Connects and reads `prefix` once (count only), as the user of `access`, within
@@ -161,7 +186,8 @@ impl Store {
         match tokio::time::timeout(access::CHECK_TIMEOUT, attempt).await {
             Ok(Ok(store)) => Ok(store),
             Ok(Err(StoreError::Etcd(error))) => {
-                Err(AccessError::new(endpoints, access::cause(&error, endpoints, access, prefix)))
+                let reach = access::Reach::new(endpoints, access);
+                Err(AccessError::new(endpoints, access::cause(&error, &reach, &format!("read {prefix}"))))
             }
             Ok(Err(other)) => Err(AccessError::new(endpoints, other.to_string())),
             Err(_) => Err(AccessError::new(

@@ -4,7 +4,7 @@
 //! start-up and recovery take the same path as any other event. What a list is delivered as is
 //! the consumer's choice ([`Listing`]): the raw records, or what it makes of them page by page.
 
-use super::{KeyValue, Store, StoreError};
+use super::{ErrorLog, KeyValue, Store, StoreError, retried};
 use etcd_client::{EventType, WatchOptions};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -83,6 +83,8 @@ pub fn watch_listing<F: Listing>(
     let (sender, receiver) = mpsc::channel(1024);
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
+        let mut errors = ErrorLog::default();
+        let reading = format!("read {prefix}");
         // `None`: the next step is a full list.
         let mut revision: Option<i64> = None;
         loop {
@@ -93,19 +95,20 @@ pub fn watch_listing<F: Listing>(
                 Some(r) => r,
                 None => match list(&store, &listed, listing()).await {
                     Ok((items, listed_at)) => {
+                        errors.succeeded(&prefix);
                         if sender.send(WatchEvent::Listed { items, revision: listed_at }).await.is_err() {
                             return;
                         }
                         listed_at
                     }
                     Err(e) => {
-                        tracing::warn!(%prefix, error = %e, "list failed; retrying");
+                        retried!(errors, &store, &e, &reading, %prefix, "list failed; retrying");
                         backoff.wait().await;
                         continue;
                     }
                 },
             };
-            match follow(&store, &prefix, from, &sender, &mut backoff).await {
+            match follow(&store, &prefix, from, &sender, &mut backoff, &mut errors).await {
                 Ok(Followed::ReceiverGone) => return,
                 Ok(Followed::Compacted) => {
                     tracing::warn!(%prefix, revision = from, "watch revision compacted; listing again");
@@ -117,7 +120,7 @@ pub fn watch_listing<F: Listing>(
                     backoff.wait().await;
                 }
                 Err((last, e)) => {
-                    tracing::warn!(%prefix, error = %e, "watch interrupted; resuming");
+                    retried!(errors, &store, &e, &reading, %prefix, "watch interrupted; resuming");
                     revision = Some(last);
                     backoff.wait().await;
                 }
@@ -147,6 +150,7 @@ async fn follow<L>(
     from: i64,
     sender: &mpsc::Sender<WatchEvent<L>>,
     backoff: &mut Backoff,
+    errors: &mut ErrorLog,
 ) -> Result<Followed, (i64, StoreError)> {
     let mut last = from;
     let options = WatchOptions::new().with_prefix().with_start_revision(from + 1).with_progress_notify();
@@ -169,6 +173,7 @@ async fn follow<L>(
             return Err((last, StoreError::WatchCanceled(response.cancel_reason().to_owned())));
         }
         backoff.reset();
+        errors.succeeded(prefix);
         for event in response.events() {
             let Some(kv) = event.kv() else { continue };
             let kv = KeyValue::from_etcd(kv).map_err(|e| (last, e))?;

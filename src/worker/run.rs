@@ -12,7 +12,7 @@ use crate::protocol::DecodeError;
 use crate::protocol::keys::UnknownType;
 use crate::protocol::{Job, JobQueue, JobState, Record, ResourceRoot};
 use crate::schema::Schema;
-use crate::store::{Lease, Store, StoreError, Txn, WatchEvent, watch_listing};
+use crate::store::{ErrorLog, Lease, Store, StoreError, Txn, WatchEvent, retried, watch_listing};
 use crate::telemetry::metrics::{FinishedLabels, JobLabels};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,12 +54,16 @@ pub async fn run(
     let (done_tx, mut done) = mpsc::channel::<()>(options.slots.max(1));
     let mut jobs = tokio::task::JoinSet::new();
     let mut heartbeat = crate::telemetry::health().register("worker");
+    let mut lease_errors = ErrorLog::default();
     'lease: loop {
         heartbeat.not_ready("getting a worker lease");
         let lease = match Lease::grant(&store, options.lease_ttl).await {
-            Ok(lease) => Arc::new(lease),
+            Ok(lease) => {
+                lease_errors.succeeded("get a lease");
+                Arc::new(lease)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot get a worker lease; retrying");
+                retried!(lease_errors, &store, &e, "get a lease", "cannot get a worker lease; retrying");
                 heartbeat.beat();
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -106,7 +110,10 @@ pub async fn run(
                     match claim(&context.store, &context.schema, &job_id, lease_id, known.as_deref()).await {
                         Ok(Some(claim)) => context.run_to_end(&job_id, claim, slot).await,
                         Ok(None) => {}
-                        Err(e) => tracing::warn!(job = %job_id, error = %e, "claim failed"),
+                        Err(e) => {
+                            let cause = context.store.describe(&e, &format!("claim {job_id}"));
+                            tracing::warn!(job = %job_id, error = %cause, "claim failed");
+                        }
                     }
                 });
             }
@@ -134,21 +141,22 @@ enum JobError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Whether to try a step of job `job_id` again after `error` (logged) at `attempt`: not once the
-/// claim is lost (another worker has the job), nor after ten attempts (the claim expires and the
-/// job runs again).
-fn again(job_id: &str, error: &JobError, attempt: u32, next: &str) -> bool {
+/// Whether to try a step of job `job_id` again after `error` (logged, in the operator's terms:
+/// [`Store::describe`]) at `attempt`: not once the claim is lost (another worker has the job),
+/// nor after ten attempts (the claim expires and the job runs again).
+fn again(store: &Store, job_id: &str, error: &JobError, attempt: u32, next: &str) -> bool {
+    let cause = || store.describe(error, &format!("write the records of job {job_id}"));
     match error {
         JobError::LostClaim(when) => {
             tracing::warn!(job = %job_id, when, "claim lost; another worker will run the job");
             false
         }
-        e if attempt >= 10 => {
-            tracing::error!(job = %job_id, error = %e, "job interrupted; it runs again once the claim expires");
+        _ if attempt >= 10 => {
+            tracing::error!(job = %job_id, error = %cause(), "job interrupted; it runs again once the claim expires");
             false
         }
-        e => {
-            tracing::warn!(job = %job_id, error = %e, attempt, "job interrupted; {next}");
+        _ => {
+            tracing::warn!(job = %job_id, error = %cause(), attempt, "job interrupted; {next}");
             true
         }
     }
@@ -209,7 +217,7 @@ impl Context {
             match self.run(job_id, &claim.reservation, first.take()).await {
                 Ok(Some(ran)) => break ran,
                 Ok(None) => return,
-                Err(e) if again(job_id, &e, attempt, "running it again") => backoff.wait().await,
+                Err(e) if again(&self.store, job_id, &e, attempt, "running it again") => backoff.wait().await,
                 Err(_) => return,
             }
         };
@@ -219,7 +227,7 @@ impl Context {
             attempt += 1;
             match self.report(&ran, &claim.reservation).await {
                 Ok(finish) => break finish,
-                Err(e) if again(job_id, &e, attempt, "reporting it again") => backoff.wait().await,
+                Err(e) if again(&self.store, job_id, &e, attempt, "reporting it again") => backoff.wait().await,
                 Err(_) => return,
             }
         };
@@ -232,7 +240,7 @@ impl Context {
                     tracing::warn!(job = %job_id, "claim lost before marking the job finished; another worker will run it");
                     return;
                 }
-                Err(e) if again(job_id, &e, attempt, "marking it finished again") => backoff.wait().await,
+                Err(e) if again(&self.store, job_id, &e, attempt, "marking it finished again") => backoff.wait().await,
                 Err(_) => return,
             }
         }
