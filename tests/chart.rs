@@ -659,7 +659,7 @@ fn check_deployment(
         if is_secret_key(name) && !name.ends_with("-file") {
             problem(format!("--{name} puts a secret in the args"));
         }
-        if (name.ends_with("-file") || name == "schema-dir")
+        if (name.ends_with("-file") || ["schema-dir", "os-cacert"].contains(&name))
             && let Some(path) = value
         {
             check_mounted(pod, container, path, &mut problem);
@@ -1001,6 +1001,7 @@ fn default_values_render_hardened_valid_objects() {
     assert_eq!(flag(&args, "roles"), Some("planner,worker"));
     assert_eq!(flag(&args, "keystone-env-file"), Some("/etc/heat-reconciler/keystone/keystone.env"));
     assert_eq!(flag(&args, "heat-url"), None);
+    assert_eq!(flag(&args, "os-cacert"), None, "the system's CAs unless a bundle is given");
     let args = rendering.args("rel-heat-reconciler-monitor");
     assert_eq!(flag(&args, "roles"), Some("monitor"));
     assert_eq!(flag(&args, "monitor-token-file"), Some("/etc/heat-reconciler/monitor-token/token"));
@@ -1035,9 +1036,22 @@ fn all_on_values_render_hardened_valid_objects() {
         ("etcd-password-file", "/etc/heat-reconciler/etcd-auth/password"),
         ("schema-dir", "/etc/heat-reconciler/schema"),
         ("log-format", "text"),
+        ("keystone-env-file", "/etc/heat-reconciler/keystone/keystone.env"),
+        ("os-cacert", "/etc/heat-reconciler/openstack-ca/ca.crt"),
     ] {
         assert_eq!(flag(&args, name), Some(value), "--{name} in {args:?}");
     }
+    // The CA bundle and the env file, two keys of the one Secret, each mounted as its own file.
+    let secret_items = |volume: &str| {
+        let pod = pod_spec(rendering.deployment("esi-controller"));
+        let secret = pod.volumes.iter().flatten().find(|v| v.name == volume).and_then(|v| v.secret.clone());
+        let secret = secret.unwrap_or_else(|| panic!("no Secret volume {volume}"));
+        let items = secret.items.unwrap_or_default().into_iter().map(|i| (i.key, i.path)).collect::<Vec<_>>();
+        (secret.secret_name.unwrap_or_default(), items)
+    };
+    assert_eq!(secret_items("openstack-ca"), ("esi-openrc".into(), vec![("cloud-ca.pem".into(), "ca.crt".into())]));
+    assert_eq!(secret_items("keystone"), ("esi-openrc".into(), vec![("openrc.sh".into(), "keystone.env".into())]));
+    assert_eq!(flag(&rendering.args("esi-monitor"), "os-cacert"), None, "the monitor never calls Heat");
     assert!(args.contains(&"--no-drift-repair".to_owned()));
     let monitor = rendering.args("esi-monitor");
     assert_eq!(flag(&monitor, "device-address"), Some("10.0.0.1=127.0.0.1:1161,*=192.0.2.1"));
@@ -1059,6 +1073,22 @@ fn variants_render_and_the_checks_catch_mistakes() {
     assert_eq!(flag(&rendering.args("rel-heat-reconciler-controller"), "heat-url"), Some("http://heat-api:8004"));
     assert_eq!(flag(&rendering.args("rel-heat-reconciler-controller"), "keystone-env-file"), None);
     assert!(pod_spec(controller).volumes.iter().flatten().all(|v| v.secret.is_none()));
+
+    // A standalone Heat over TLS with a private CA: only the bundle is mounted, and trusted.
+    let rendering = render_checked(
+        home.path(),
+        &flags,
+        &["--set", "heat.url=https://heat-api:8004", "--set", "heat.caBundle.secretName=cloud-ca"],
+    );
+    let args = rendering.args("rel-heat-reconciler-controller");
+    assert_eq!(flag(&args, "os-cacert"), Some("/etc/heat-reconciler/openstack-ca/ca.crt"), "{args:?}");
+    let secrets: Vec<String> = pod_spec(rendering.deployment("rel-heat-reconciler-controller"))
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
+        .collect();
+    assert_eq!(secrets, ["cloud-ca"]);
 
     // The controller alone: no mirror, so no Role, no RoleBinding and no token anywhere.
     let rendering =
@@ -1233,7 +1263,8 @@ fn moved_args(args: &[String], replace: &[(&str, String)], root: &Path) -> Vec<S
 
 /// values → Secret volumes → mounted files → `--etcd-*` flags → the real binary on a real etcd
 /// with TLS, client certificates and authentication: the controller gets in with the Secrets'
-/// contents, and a wrong password in the Secret ends it with the cause.
+/// contents, and a wrong password in the Secret ends it with the cause. The cloud's CA bundle
+/// (`heat.caBundle`) reaches it the same way, as `--os-cacert`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_etcd_secrets_reach_a_secured_etcd() {
     let home = Scratch::new("chart-etcd-tls");
@@ -1256,6 +1287,10 @@ async fn the_charts_etcd_secrets_reach_a_secured_etcd() {
             "--set",
             "heat.url=http://127.0.0.1:9",
             "--set",
+            "heat.caBundle.secretName=cloud-ca",
+            "--set",
+            "heat.caBundle.key=bundle.pem",
+            "--set",
             "mirror.enabled=false",
         ],
     );
@@ -1271,6 +1306,7 @@ async fn the_charts_etcd_secrets_reach_a_secured_etcd() {
         BTreeMap::from([
             ("etcd-client-tls", tls.clone()),
             ("etcd-heat-reconciler", BTreeMap::from([("etcd-password", format!("{password}\n"))])),
+            ("cloud-ca", BTreeMap::from([("bundle.pem", read(&security.ca_file))])),
         ])
     };
     for deployment in ["rel-heat-reconciler-controller", "rel-heat-reconciler-monitor"] {
@@ -1300,6 +1336,12 @@ async fn the_charts_etcd_secrets_reach_a_secured_etcd() {
     assert!(!body.lines().any(|l| l.starts_with("etcd")), "/readyz: {body}");
     process.assert_running();
     let stderr = process.stderr();
+    // The mounted CA bundle was read, and is what Heat and Keystone are trusted by.
+    let trusted = stderr.lines().find(|l| l.contains("trusting only these CAs")).unwrap_or_default();
+    assert!(
+        trusted.contains("openstack-ca/ca.crt (--os-cacert)") && trusted.contains(r#""certificates":1"#),
+        "{stderr}"
+    );
     assert!(!stderr.contains(&security.password), "the password in the logs");
     drop(process);
 
