@@ -124,6 +124,61 @@ fn with_flags(args: &[&str], flags: &Flags) -> Vec<String> {
     all
 }
 
+/// The binary running as a child process (its password from a file, never the environment),
+/// its stderr in a file.
+struct Running {
+    what: &'static str,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn start(what: &'static str, args: &[String], log: PathBuf) -> Running {
+        let child = command(args, None)
+            .env("RUST_LOG", "heat_reconciler=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the binary starts");
+        Running { what, child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails the test, with the log, if the process has ended.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the {} exited ({status}):\n{}", self.what, self.log());
+        }
+    }
+
+    /// Waits until `done` holds, at most `secs` seconds, checking all along that the process
+    /// runs.
+    async fn until<F: AsyncFnMut() -> bool>(&mut self, secs: u64, waiting_for: &str, mut done: F) {
+        let began = Instant::now();
+        loop {
+            self.assert_running();
+            if done().await {
+                return;
+            }
+            assert!(began.elapsed() < Duration::from_secs(secs), "{waiting_for} within {secs} s:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Ends it; its log, checked to show neither `password` nor a refusal.
+    fn stop_clean(mut self, password: &str) -> String {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        let log = self.log();
+        assert!(!log.contains(password), "the password is in the {}'s log", self.what);
+        assert!(!log.contains("permission denied") && !log.contains("authentication failed"), "{log}");
+        log
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_converges_the_flagship_flow_over_tls_and_etcd_auth() {
     heat_reconciler::tls::install_crypto_provider();
@@ -406,27 +461,15 @@ async fn the_monitor_serves_its_api_and_writes_monitoring_on_the_secured_etcd() 
         ],
         &flags,
     );
-    let log = scratch.path().join("monitor.log");
-    let mut monitor = command(&args, None)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("the monitor starts");
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut monitor = Running::start("monitor", &args, scratch.path().join("monitor.log"));
 
     let client = reqwest::Client::new();
     let api = format!("http://{api}");
-    let began = Instant::now();
-    loop {
-        if let Ok(Some(status)) = monitor.try_wait() {
-            panic!("the monitor exited ({status}):\n{}", logs());
-        }
-        if client.get(format!("{api}/healthz")).send().await.is_ok_and(|a| a.status() == 200) {
-            break;
-        }
-        assert!(began.elapsed() < Duration::from_secs(30), "the target API does not answer:\n{}", logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    monitor
+        .until(30, "the target API answers", async || {
+            client.get(format!("{api}/healthz")).send().await.is_ok_and(|a| a.status() == 200)
+        })
+        .await;
     let lb = support::unique("lb");
     let target = serde_json::json!({"type": "snmp_device_lb", "resource_type": "load_balancers",
         "resource_id": lb, "field_name": "load_balancer", "tenant_id": support::TENANT, "version": 1,
@@ -437,23 +480,13 @@ async fn the_monitor_serves_its_api_and_writes_monitoring_on_the_secured_etcd() 
     assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap_or_default());
 
     let key = format!("/monitoring/v2.0/load_balancers/{lb}");
-    let began = Instant::now();
-    loop {
-        if let Ok(Some(status)) = monitor.try_wait() {
-            panic!("the monitor exited ({status}):\n{}", logs());
-        }
-        let found = root.get(&key).await.expect("root reads").map(|kv| text(&kv.value));
-        if found.as_deref() == Some(r#"{"load_balancer":"UP","version":1}"#) {
-            break;
-        }
-        assert!(began.elapsed() < Duration::from_secs(30), "{key} is {found:?}:\n{}", logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    monitor.kill().ok();
-    monitor.wait().ok();
-    let logs = logs();
-    assert!(!logs.contains(&security.password), "the password is in the monitor's log");
-    assert!(!logs.contains("permission denied") && !logs.contains("authentication failed"), "{logs}");
+    monitor
+        .until(30, &format!("{key} is UP"), async || {
+            let found = root.get(&key).await.expect("root reads").map(|kv| text(&kv.value));
+            found.as_deref() == Some(r#"{"load_balancer":"UP","version":1}"#)
+        })
+        .await;
+    monitor.stop_clean(&security.password);
 }
 
 /// The mirror role on the secured etcd with only its `--etcd-*` flags: the flagship load
@@ -489,30 +522,14 @@ async fn the_mirror_mirrors_from_the_secured_etcd() {
         ],
         &flags,
     );
-    let log = scratch.path().join("mirror.log");
-    let mut mirror = command(&args, None)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("the mirror starts");
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let began = Instant::now();
-    loop {
-        if let Ok(Some(status)) = mirror.try_wait() {
-            panic!("the mirror exited ({status}):\n{}", logs());
-        }
-        let shown = kube.kubectl_ok(&["get", "loadbalancers", "-n", &namespace, "-o", "name"]).unwrap_or_default();
-        if shown.contains(support::FLAGSHIP_LB) {
-            break;
-        }
-        assert!(began.elapsed() < Duration::from_secs(60), "no LoadBalancer in {namespace}:\n{}", logs());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    mirror.kill().ok();
-    mirror.wait().ok();
-    let logs = logs();
-    assert!(!logs.contains(&security.password), "the password is in the mirror's log");
-    assert!(!logs.contains("permission denied") && !logs.contains("authentication failed"), "{logs}");
+    let mut mirror = Running::start("mirror", &args, scratch.path().join("mirror.log"));
+    mirror
+        .until(60, &format!("the LoadBalancer in {namespace}"), async || {
+            let shown = kube.kubectl_ok(&["get", "loadbalancers", "-n", &namespace, "-o", "name"]);
+            shown.unwrap_or_default().contains(support::FLAGSHIP_LB)
+        })
+        .await;
+    mirror.stop_clean(&security.password);
 }
 
 /// etcd refusing once the controller runs (its user's role revoked, as an operator might by
@@ -528,35 +545,25 @@ async fn a_right_revoked_while_running_is_named_once_and_healed_by_granting_it_b
     let scratch = Scratch::new("etcd-security-revoked");
     let mut flags = Flags::good(&h.etcd);
     flags.password_file = Some(scratch.file("password", &security.password));
-    let log = scratch.path().join("controller.log");
-    let mut controller = command(&run_args(&flags, &support::heat_url()), None)
-        .env("RUST_LOG", "heat_reconciler=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("the controller starts");
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    // Writes a network as Gohan does; waits until it is created.
+    let mut controller =
+        Running::start("controller", &run_args(&flags, &support::heat_url()), scratch.path().join("controller.log"));
+    // Writes a network as Gohan does; its id.
     let write = async |h: &mut support::Harness| {
         let id = support::unique("net");
         h.config("networks", serde_json::json!({"id": id, "name": id, "tenant_id": support::TENANT}), 1, false).await;
         id
     };
-    let converged = async |h: &support::Harness, controller: &mut std::process::Child, id: &str| {
-        let began = Instant::now();
-        loop {
-            if let Ok(Some(status)) = controller.try_wait() {
-                panic!("the controller exited ({status}):\n{}", logs());
-            }
-            if let Some(state) = h.state("networks", id).await.filter(|s| s.version == 1)
-                && !state.state.worker_state.ends_with("_IN_PROGRESS")
-            {
+    let converged = async |h: &support::Harness, controller: &mut Running, id: &str| {
+        controller
+            .until(120, &format!("networks/{id} converged"), async || {
+                let state = h.state("networks", id).await.filter(|s| s.version == 1);
+                let Some(state) = state.filter(|s| !s.state.worker_state.ends_with("_IN_PROGRESS")) else {
+                    return false;
+                };
                 assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{state:?}");
-                return;
-            }
-            assert!(began.elapsed() < Duration::from_secs(120), "networks/{id} did not converge:\n{}", logs());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+                true
+            })
+            .await
     };
     let first = write(&mut h).await;
     converged(&h, &mut controller, &first).await;
@@ -567,14 +574,16 @@ async fn a_right_revoked_while_running_is_named_once_and_healed_by_granting_it_b
     let waiting = write(&mut h).await;
     let refused =
         |line: &&str| line.contains("etcd user `heat-reconciler` may not") && line.contains("permission denied");
-    let began = Instant::now();
-    while !logs().lines().any(|line| refused(&line)) {
-        assert!(began.elapsed() < Duration::from_secs(30), "no line names the refusal:\n{}", logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let log = controller.log.clone();
+    controller
+        .until(30, "a line naming the refusal", async || {
+            std::fs::read_to_string(&log).unwrap_or_default().lines().any(|line| refused(&line))
+        })
+        .await;
     // Long enough for every loop to retry several times (the backoff reaches 5 s).
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let during = logs();
+    controller.assert_running();
+    let during = controller.log();
     let lines: Vec<&str> = during.lines().filter(refused).collect();
     assert!(lines.iter().any(|line| line.contains("may not read and write /")), "the keys are named: {lines:#?}");
     let mut seen = std::collections::BTreeSet::new();
@@ -584,7 +593,6 @@ async fn a_right_revoked_while_running_is_named_once_and_healed_by_granting_it_b
         assert!(seen.insert(content.to_owned()), "logged again: {content}\n{during}");
     }
     assert!(!during.contains("status:") && !during.contains("GRpcStatus"), "a raw gRPC status:\n{during}");
-    assert!(controller.try_wait().unwrap().is_none(), "the controller ended:\n{during}");
     eprintln!("while refused:\n{}", lines.join("\n"));
 
     // Granted back: the config written meanwhile converges, and so does a new one.
@@ -592,8 +600,8 @@ async fn a_right_revoked_while_running_is_named_once_and_healed_by_granting_it_b
     converged(&h, &mut controller, &waiting).await;
     let last = write(&mut h).await;
     converged(&h, &mut controller, &last).await;
-    assert!(logs().contains("etcd answers again"), "{}", logs());
-    controller.kill().ok();
-    controller.wait().ok();
-    assert!(!logs().contains(&security.password), "the password is in the log");
+    assert!(controller.log().contains("etcd answers again"), "{}", controller.log());
+    controller.child.kill().ok();
+    controller.child.wait().ok();
+    assert!(!controller.log().contains(&security.password), "the password is in the log");
 }

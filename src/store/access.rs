@@ -197,20 +197,12 @@ pub(crate) fn refusal(message: &str, reach: &Reach, what: &str) -> Option<String
 /// An error and what it says it was caused by, each told once: the client's "transport
 /// error" alone says nothing.
 fn with_sources(error: &etcd_client::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut next: Option<&(dyn std::error::Error + 'static)> = match error {
+    let source = match error {
         etcd_client::Error::GRpcStatus(status) => status.source(),
         etcd_client::Error::TransportError(transport) => transport.source(),
         _ => None,
     };
-    while let Some(current) = next {
-        let text = current.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = current.source();
-    }
-    parts.join(": ")
+    super::error_log::told_with(error.to_string(), source)
 }
 
 fn tls_cause(error: &rustls::Error, reach: &Reach) -> String {

@@ -56,8 +56,13 @@ pub(crate) use retried;
 
 /// An error and what it says it was caused by, each told once.
 pub(crate) fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut next = error.source();
+    told_with(error.to_string(), error.source())
+}
+
+/// `told`, then each error of the chain from `source` that it does not say already.
+pub(crate) fn told_with(told: String, source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut parts = vec![told];
+    let mut next = source;
     while let Some(current) = next {
         let text = current.to_string();
         if !parts.iter().any(|p| p.contains(&text)) {
