@@ -155,9 +155,10 @@ pub(crate) fn cause(error: &etcd_client::Error, reach: &Reach, what: &str) -> St
     }
     // etcd (Go) refuses a client certificate after the handshake: with a TLS alert, which the
     // client's transport passes on as text, or by closing the connection (the request is then
-    // cancelled). Speaking plain HTTP/2 to a TLS port ends the same way.
+    // cancelled), or, when the client is slow to read, by a reset (ECONNRESET on the next
+    // write). Speaking plain HTTP/2 to a TLS port ends the same way.
     let detail = format!("{error:?}");
-    let closed = detail.contains("connection closed") || detail.contains("broken pipe");
+    let closed = ["connection closed", "broken pipe", "ConnectionReset"].iter().any(|sign| detail.contains(sign));
     if detail.contains("received fatal alert") || (closed && tls) {
         return client_certificate_refused(reach);
     }
