@@ -151,18 +151,24 @@ pub(crate) fn cause(error: &etcd_client::Error, reach: &Reach, what: &str) -> St
         return refusal;
     }
     if status.message().contains("tls handshake eof") {
-        return "the TLS handshake was cut off: does etcd serve TLS on this port? (a plain etcd needs http://)".into();
+        return HANDSHAKE_CUT.into();
     }
     // etcd (Go) refuses a client certificate after the handshake: with a TLS alert, which the
     // client's transport passes on as text, or by closing the connection (the request is then
-    // cancelled), or, when the client is slow to read, by a reset (ECONNRESET on the next
-    // write). Speaking plain HTTP/2 to a TLS port ends the same way.
+    // cancelled). Speaking plain HTTP/2 to a TLS port ends the same way.
     let detail = format!("{error:?}");
-    let closed = ["connection closed", "broken pipe", "ConnectionReset"].iter().any(|sign| detail.contains(sign));
+    let closed = detail.contains("connection closed") || detail.contains("broken pipe");
     if detail.contains("received fatal alert") || (closed && tls) {
         return client_certificate_refused(reach);
     }
-    if closed {
+    // A reset (ECONNRESET) comes of either when the client writes before reading: etcd refusing
+    // the certificate we sent, or a plain etcd answering our TLS hello; with no certificate sent,
+    // only the second.
+    let reset = detail.contains("ConnectionReset");
+    if reset && tls {
+        return if reach.client_certificate { client_certificate_refused(reach) } else { HANDSHAKE_CUT.into() };
+    }
+    if closed || reset {
         return "etcd closed the connection: does it serve TLS? then use https:// endpoints and --etcd-ca-file".into();
     }
     with_sources(error)
@@ -230,6 +236,10 @@ fn tls_cause(error: &rustls::Error, reach: &Reach) -> String {
         other => format!("TLS: {other}"),
     }
 }
+
+/// A TLS handshake that etcd's port did not complete.
+const HANDSHAKE_CUT: &str =
+    "the TLS handshake was cut off: does etcd serve TLS on this port? (a plain etcd needs http://)";
 
 fn client_certificate_refused(reach: &Reach) -> String {
     match reach.client_certificate {
