@@ -33,6 +33,9 @@ enum Command {
         /// How many resources the synthetic graph holds.
         #[arg(long, default_value_t = 10_000)]
         resources: usize,
+        /// How many planned jobs one transaction may hold (the planner's default; 1: each alone).
+        #[arg(long, default_value_t = planner::PlannerOptions::new("").batch_size)]
+        batch_size: usize,
         /// Use this (empty) etcd instead of starting a local one; comma-separated.
         #[arg(long, value_delimiter = ',')]
         etcd_endpoints: Option<Vec<String>>,
@@ -719,10 +722,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(run_roles(*args, schema))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::BenchPlanner { resources, etcd_endpoints } => {
+        Command::BenchPlanner { resources, batch_size, etcd_endpoints } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(heat_reconciler::bench::planner(resources, &schema, etcd_endpoints))?;
+            runtime.block_on(heat_reconciler::bench::planner(resources, batch_size, &schema, etcd_endpoints))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchMonitor { targets, seconds, concurrency } => {

@@ -9,7 +9,7 @@ mod support;
 use heat_reconciler::planner::PlannerOptions;
 use heat_reconciler::protocol::{Action, ConfigRecord, JobQueue, ParamValue, Record, ResourceRef};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use support::*;
 
@@ -239,11 +239,19 @@ async fn jobs_planned_in_flight_never_reach_etcd_before_their_dependencies() {
     for (job, revision) in &jobs {
         for dependency in &job.dependency {
             let theirs = created.get(dependency.as_str()).unwrap_or_else(|| panic!("{dependency} exists"));
-            assert!(theirs < revision, "{} reached etcd before its dependency {dependency}", job.id);
+            // The same revision is the same transaction: both land together or neither does.
+            assert!(theirs <= revision, "{} reached etcd before its dependency {dependency}", job.id);
             dependencies += 1;
         }
     }
     assert_eq!(dependencies, chains * 3, "a subnet waits for its network, a port for both");
+    let transactions: HashSet<i64> = created.values().copied().collect();
+    assert!(
+        transactions.len() < jobs.len(),
+        "planned jobs share transactions ({} jobs, {} transactions)",
+        jobs.len(),
+        transactions.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,8 +33,14 @@ const STALL: Duration = Duration::from_secs(120);
 
 /// Plans a synthetic graph of `resources` resources and prints jobs planned per second next to
 /// the raw etcd put rate measured in the same run.
-pub async fn planner(resources: usize, schema: &Schema, endpoints: Option<Vec<String>>) -> anyhow::Result<()> {
+pub async fn planner(
+    resources: usize,
+    batch_size: usize,
+    schema: &Schema,
+    endpoints: Option<Vec<String>>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(resources > 0, "--resources must be at least 1");
+    anyhow::ensure!(batch_size > 0, "--batch-size must be at least 1");
     let local = match endpoints {
         Some(_) => None,
         None => Some(LocalEtcd::start().await?),
@@ -74,7 +80,8 @@ pub async fn planner(resources: usize, schema: &Schema, endpoints: Option<Vec<St
 
     let (progress, _) = watch::channel(0i64);
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let options = PlannerOptions::new(format!("bench-{}", std::process::id()));
+    let mut options = PlannerOptions::new(format!("bench-{}", std::process::id()));
+    options.batch_size = batch_size;
     let started = Instant::now();
     let mut task = tokio::spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown));
     let result = measure(&store, schema, &graph, started, &task, concurrent_txns_per_s).await;
@@ -120,7 +127,14 @@ async fn measure(
         anyhow::Ok(items.iter().map(|kv| kv.value.len()).sum::<usize>())
     };
     let written = value_bytes(all.clone()).await? + value_bytes(snapshots.clone()).await?;
-    println!("planner start-up: {:.0} bytes of job record and snapshot per job", written as f64 / n as f64);
+    // A transaction is one revision: the job records' create revisions count the transactions.
+    let (jobs, _) = store.list(&all).await?;
+    let transactions = jobs.iter().map(|kv| kv.create_revision).collect::<std::collections::HashSet<_>>().len();
+    println!(
+        "planner start-up: {:.0} bytes of job record and snapshot per job, {:.1} jobs per transaction ({transactions} transactions)",
+        written as f64 / n as f64,
+        n as f64 / transactions.max(1) as f64
+    );
     let start_up = format!(
         "start-up: {rate:.0} jobs/s at {n} resources, {:.1}% of the concurrent txn ceiling",
         100.0 * rate / txns_per_s

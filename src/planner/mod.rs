@@ -4,8 +4,9 @@
 //!
 //! Flow: the watch feeds `View`; each `Change` is reconciled by `Planner::react`, which asks
 //! `reactions` (pure: the view in, `Writes` out) what to write, commits it as one guarded etcd
-//! transaction and applies it to the view as soon as it commits. A planned job's transaction is
-//! sent without waiting, several in flight (`pipeline`), the view assuming it meanwhile.
+//! transaction and applies it to the view as soon as it commits. Planned jobs are gathered into
+//! transactions sent without waiting, several in flight (`pipeline`), the view assuming them
+//! meanwhile.
 //! Start-up, relists and single events take the same path.
 
 pub(crate) mod decide;
@@ -48,6 +49,8 @@ pub struct PlannerOptions {
     pub retry_cap: Duration,
     /// How many planned jobs' transactions may be in flight at once ([`pipeline`]).
     pub pipeline_depth: usize,
+    /// How many planned jobs one transaction may hold ([`pipeline`]): 1 sends each alone.
+    pub batch_size: usize,
 }
 
 impl PlannerOptions {
@@ -61,6 +64,7 @@ impl PlannerOptions {
             retry_base: Duration::from_secs(5),
             retry_cap: Duration::from_secs(300),
             pipeline_depth: 64,
+            batch_size: 16,
         }
     }
 }
@@ -83,7 +87,7 @@ pub async fn run(
     lead_while_elected(&store, &election, shutdown, |leadership, heartbeat| {
         let (store, schema, progress, options) = (store.clone(), schema.clone(), progress.clone(), options.clone());
         Box::pin(async move {
-            let pipeline = Pipeline::new(options.pipeline_depth);
+            let pipeline = Pipeline::new(options.pipeline_depth, options.batch_size);
             Planner::new(store, schema, leadership, progress, pipeline, heartbeat.pulse())
                 .lead(&options, heartbeat)
                 .await
@@ -410,11 +414,17 @@ impl<'l> Planner<'l> {
         }
     }
 
-    /// Sends a planned job's transaction without waiting for it to land ([`pipeline`]); the view
-    /// assumes it meanwhile.
+    /// Gathers a planned job's writes into the next transaction, sent without waiting for it to
+    /// land ([`pipeline`]); the view assumes them meanwhile. The batch goes when it is full, when
+    /// nothing is in flight, or as soon as the planner waits for anything (`land_one`): a lone
+    /// change, or the first of a burst, is not delayed.
     async fn send(&mut self, sent: Sent) -> Result<(), StoreError> {
+        if !self.pipeline.admits(&sent) {
+            self.flush().await?;
+        }
+        // After the flush: a dependency gathered until now is in flight, and must land first.
         let waits = |pipeline: &Pipeline| sent.job.as_ref().is_some_and(|job| pipeline.holds_dependency_of(job));
-        while waits(&self.pipeline) || self.pipeline.is_full() {
+        while waits(&self.pipeline) {
             self.land_one().await?;
         }
         if self.diverged {
@@ -423,9 +433,34 @@ impl<'l> Planner<'l> {
             return Ok(());
         }
         self.view.assume(&self.schema, &sent.writes.changes);
-        let txn = self.leadership.guard(sent.writes.txn());
-        self.pipeline.send(&self.store, txn, sent);
+        self.pipeline.gather(sent);
+        while let Some(landed) = self.pipeline.landed() {
+            self.learn(landed)?;
+        }
+        if self.pipeline.batch_is_full() || self.pipeline.is_idle() {
+            self.flush().await?;
+        }
         Ok(())
+    }
+
+    /// Sends the gathered batch, once a transaction slot is free.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        while self.pipeline.has_gathered() && self.pipeline.is_full() {
+            self.land_one().await?;
+        }
+        self.send_gathered();
+        Ok(())
+    }
+
+    /// Sends the gathered batch (a slot is free); drops it when the view it was decided on has
+    /// diverged, its resources to be planned again after the list.
+    fn send_gathered(&mut self) {
+        if self.diverged {
+            let dropped = self.pipeline.discard();
+            self.blocked.extend(dropped);
+        } else {
+            self.pipeline.send(&self.store, self.leadership);
+        }
     }
 
     /// Waits until no transaction writing `resource` is in flight, so that what is decided about
@@ -444,9 +479,12 @@ impl<'l> Planner<'l> {
         Ok(self.diverged)
     }
 
-    /// Waits for one transaction in flight to land and learns its outcome; false when none was
-    /// in flight.
+    /// Sends the gathered batch if a slot is free, then waits for one transaction in flight to
+    /// land and learns its outcome; false when none was in flight.
     async fn land_one(&mut self) -> Result<bool, StoreError> {
+        if !self.pipeline.is_full() {
+            self.send_gathered();
+        }
         let landed = loop {
             tokio::select! {
                 landed = self.pipeline.land() => break landed,
@@ -459,25 +497,36 @@ impl<'l> Planner<'l> {
                 }
             }
         };
-        let Some(Landed { sent: Sent { resource, writes, job }, outcome }) = landed else {
+        let Some(landed) = landed else {
             return Ok(false);
         };
+        self.learn(landed)?;
+        Ok(true)
+    }
+
+    /// What a transaction that came back means for the view: its revision, or, when its
+    /// conditions failed, that the view diverged.
+    fn learn(&mut self, Landed { sent, outcome }: Landed) -> Result<(), StoreError> {
         self.pulse.beat();
         let Some(revision) = outcome? else {
-            tracing::warn!(resource = ?resource, writes = %writes.txn().summary(), "transaction conditions failed; will retry from fresh data");
+            let all: Vec<&Writes> = sent.iter().map(|sent| &sent.writes).collect();
+            let resources: Vec<&ResourceId> = sent.iter().map(|sent| &sent.resource).collect();
+            tracing::warn!(?resources, writes = %Writes::txn_of(&all).summary(), "transaction conditions failed; will retry from fresh data");
             self.diverged = true;
-            self.blocked.insert(resource);
-            return Ok(true);
+            self.blocked.extend(sent.into_iter().map(|sent| sent.resource));
+            return Ok(());
         };
-        self.view.landed(&self.schema, &writes.changes, revision);
-        if let Some(job) = job {
-            tracing::info!(job = %job.id, dependencies = job.dependency.len(), "planned job");
-            let action = job.spec.action.as_str().to_owned();
-            let labels = JobLabels { r#type: resource.0.clone(), action };
-            metrics().jobs_planned.get_or_create(&labels).inc();
+        for Sent { resource, writes, job } in sent {
+            self.view.landed(&self.schema, &writes.changes, revision);
+            if let Some(job) = job {
+                tracing::info!(job = %job.id, dependencies = job.dependency.len(), "planned job");
+                let action = job.spec.action.as_str().to_owned();
+                let labels = JobLabels { r#type: resource.0.clone(), action };
+                metrics().jobs_planned.get_or_create(&labels).inc();
+            }
+            self.unblock(&resource);
         }
-        self.unblock(&resource);
-        Ok(true)
+        Ok(())
     }
 
     fn unblock(&mut self, resource: &ResourceId) {

@@ -1,12 +1,20 @@
 //! Planned jobs in flight: the planner sends up to `depth` guarded transactions at once instead of
-//! waiting for each round trip, which is what bounds a start-up over thousands of resources.
+//! waiting for each round trip, and gathers up to `batch` planned jobs into one transaction,
+//! which is what bounds a start-up over thousands of resources (etcd's cost is per commit far
+//! more than per key). A decision made while nothing is in flight goes at once: gathering only
+//! pays while etcd is busy, and a burst's first jobs should not wait for the rest of it.
 //!
-//! One at a time was safe because each decision saw every earlier write committed. Three rules
+//! One at a time was safe because each decision saw every earlier write committed. Four rules
 //! keep that true with several in flight (the planner enforces them with what this tracks):
-//! - a resource with a transaction in flight is not decided about again until it lands, so two
-//!   writes of one resource are never reordered and a guard never names a revision still changing;
+//! - a resource with a transaction in flight or gathered is not decided about again until it
+//!   lands, so two writes of one resource are never reordered and a guard never names a revision
+//!   still changing;
 //! - a job whose dependency's transaction is in flight waits for it to land, so no job reaches
-//!   etcd before a job it waits for (a crash in between would otherwise release it too early);
+//!   etcd before a job it waits for (a crash in between would otherwise release it too early); a
+//!   dependency gathered into the same transaction lands with it, atomically;
+//! - decisions share a transaction only when none writes a key another guards or writes: etcd
+//!   checks every guard of a transaction before any of its writes, not after the decisions
+//!   gathered before it;
 //! - once a transaction fails (its conditions did not hold), nothing more is sent until the
 //!   planner has listed etcd again: decisions made meanwhile assumed it would succeed.
 //!
@@ -15,11 +23,18 @@
 use super::view::ResourceId;
 use super::writes::Writes;
 use crate::protocol::Job;
-use crate::store::{Store, StoreError, Txn};
+use crate::store::{Leadership, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use tokio::task::JoinSet;
 
-/// One decision sent and not yet known to have landed.
+/// etcd refuses a transaction with more than `--max-txn-ops` compares or operations (128 by
+/// default); the leadership guard is one more compare.
+const MAX_OPS: usize = 120;
+/// etcd refuses a request over `--max-request-bytes` (1.5 MiB by default). A single decision
+/// larger than this still goes, alone.
+const MAX_BYTES: usize = 512 * 1024;
+
+/// One decision gathered or sent and not yet known to have landed.
 #[derive(Debug)]
 pub(crate) struct Sent {
     pub resource: ResourceId,
@@ -27,72 +42,240 @@ pub(crate) struct Sent {
     pub job: Option<Box<Job>>,
 }
 
-/// A transaction that came back: what was sent, and the revision it committed at (`None`: its
-/// conditions did not hold).
+/// A transaction that came back: the decisions it held, and the revision it committed at
+/// (`None`: its conditions did not hold, and none of them was written).
 #[derive(Debug)]
 pub(crate) struct Landed {
-    pub sent: Sent,
+    pub sent: Vec<Sent>,
     pub outcome: Result<Option<i64>, StoreError>,
 }
 
-/// The transactions in flight and what they touch.
+/// The decisions gathered for the next transaction.
+#[derive(Default)]
+struct Batch {
+    sent: Vec<Sent>,
+    guarded: HashSet<String>,
+    changed: HashSet<String>,
+    guards: usize,
+    changes: usize,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Whether `sent` may join without breaking the rules above or etcd's limits.
+    fn admits(&self, sent: &Sent, size: usize) -> bool {
+        let writes = &sent.writes;
+        self.sent.is_empty()
+            || (self.sent.len() < size
+                && self.guards + writes.guards.len() <= MAX_OPS
+                && self.changes + writes.changes.len() <= MAX_OPS
+                && self.bytes + writes.value_bytes() <= MAX_BYTES
+                && writes.changed_keys().all(|key| !self.guarded.contains(key) && !self.changed.contains(key))
+                && writes.guarded_keys().all(|key| !self.changed.contains(key)))
+    }
+
+    fn add(&mut self, sent: Sent) {
+        let writes = &sent.writes;
+        self.guarded.extend(writes.guarded_keys().map(str::to_owned));
+        self.changed.extend(writes.changed_keys().map(str::to_owned));
+        self.guards += writes.guards.len();
+        self.changes += writes.changes.len();
+        self.bytes += writes.value_bytes();
+        self.sent.push(sent);
+    }
+}
+
+/// The transactions in flight, the batch being gathered, and what they touch.
 pub(crate) struct Pipeline {
     depth: usize,
-    /// Each task commits one transaction and gives back what was sent with its outcome.
+    batch_size: usize,
+    /// Each task commits one transaction and gives back what it held with its outcome.
     tasks: JoinSet<Landed>,
-    /// How many in-flight transactions write each resource.
+    gathered: Batch,
+    /// How many gathered or in-flight decisions write each resource.
     resources: HashMap<ResourceId, usize>,
-    /// The jobs whose records are being written.
+    /// The jobs whose records are being written (in flight, not gathered).
     jobs: HashSet<String>,
 }
 
 impl Pipeline {
-    pub fn new(depth: usize) -> Pipeline {
-        Pipeline { depth: depth.max(1), tasks: JoinSet::new(), resources: HashMap::new(), jobs: HashSet::new() }
+    pub fn new(depth: usize, batch_size: usize) -> Pipeline {
+        Pipeline {
+            depth: depth.max(1),
+            batch_size: batch_size.max(1),
+            tasks: JoinSet::new(),
+            gathered: Batch::default(),
+            resources: HashMap::new(),
+            jobs: HashSet::new(),
+        }
     }
 
+    /// Whether no more transactions may be sent until one lands.
     pub fn is_full(&self) -> bool {
         self.tasks.len() >= self.depth
     }
 
-    /// Whether a transaction in flight writes `resource`.
+    /// Whether no transaction is in flight (or none has been learnt of since it landed).
+    pub fn is_idle(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Whether a transaction in flight or the batch writes `resource`.
     pub fn touches(&self, resource: &ResourceId) -> bool {
         self.resources.contains_key(resource)
     }
 
-    /// Whether any of `job`'s dependencies is being written.
+    /// Whether any of `job`'s dependencies is being written by a transaction in flight.
     pub fn holds_dependency_of(&self, job: &Job) -> bool {
         job.dependency.iter().any(|id| self.jobs.contains(id))
     }
 
-    /// Sends `txn` (already guarded) for `sent`; the caller makes room first (`is_full`).
-    pub fn send(&mut self, store: &Store, txn: Txn, sent: Sent) {
+    /// Whether `sent` may join the batch; when not, the batch must be sent first.
+    pub fn admits(&self, sent: &Sent) -> bool {
+        self.gathered.admits(sent, self.batch_size)
+    }
+
+    /// Adds `sent` to the batch (the caller checked [`Pipeline::admits`]).
+    pub fn gather(&mut self, sent: Sent) {
         *self.resources.entry(sent.resource.clone()).or_default() += 1;
-        if let Some(job) = &sent.job {
-            self.jobs.insert(job.id.clone());
+        self.gathered.add(sent);
+    }
+
+    pub fn has_gathered(&self) -> bool {
+        !self.gathered.sent.is_empty()
+    }
+
+    pub fn batch_is_full(&self) -> bool {
+        self.gathered.sent.len() >= self.batch_size
+    }
+
+    /// Sends the batch as one transaction guarded by `leadership`; the caller makes room first
+    /// (`is_full`).
+    pub fn send(&mut self, store: &Store, leadership: &Leadership) {
+        let batch = std::mem::take(&mut self.gathered);
+        if batch.sent.is_empty() {
+            return;
         }
-        let store = store.clone();
+        let all: Vec<&Writes> = batch.sent.iter().map(|sent| &sent.writes).collect();
+        let txn = leadership.guard(Writes::txn_of(&all));
+        self.jobs.extend(batch.sent.iter().filter_map(|sent| sent.job.as_ref()).map(|job| job.id.clone()));
+        let (store, sent) = (store.clone(), batch.sent);
         self.tasks.spawn(async move { Landed { outcome: store.commit(txn).await, sent } });
+    }
+
+    /// Drops the batch unsent (the view it was decided on is wrong); its resources.
+    pub fn discard(&mut self) -> Vec<ResourceId> {
+        let batch = std::mem::take(&mut self.gathered);
+        batch.sent.into_iter().map(|sent| self.release(sent.resource)).collect()
     }
 
     /// The next transaction to come back, in whatever order they land; `None` when none is in
     /// flight.
     pub async fn land(&mut self) -> Option<Landed> {
-        let landed = match self.tasks.join_next().await? {
+        let joined = self.tasks.join_next().await?;
+        Some(self.joined(joined))
+    }
+
+    /// A transaction that has come back already, without waiting; `None` when none has.
+    pub fn landed(&mut self) -> Option<Landed> {
+        let joined = self.tasks.try_join_next()?;
+        Some(self.joined(joined))
+    }
+
+    fn joined(&mut self, joined: Result<Landed, tokio::task::JoinError>) -> Landed {
+        let landed = match joined {
             Ok(landed) => landed,
             // A commit task never panics or is cancelled while the pipeline owns it.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        let sent = &landed.sent;
-        if let Some(count) = self.resources.get_mut(&sent.resource) {
-            *count -= 1;
-            if *count == 0 {
-                self.resources.remove(&sent.resource);
+        for sent in &landed.sent {
+            self.release(sent.resource.clone());
+            if let Some(job) = &sent.job {
+                self.jobs.remove(&job.id);
             }
         }
-        if let Some(job) = &sent.job {
-            self.jobs.remove(&job.id);
+        landed
+    }
+
+    fn release(&mut self, resource: ResourceId) -> ResourceId {
+        if let Some(count) = self.resources.get_mut(&resource) {
+            *count -= 1;
+            if *count == 0 {
+                self.resources.remove(&resource);
+            }
         }
-        Some(landed)
+        resource
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(resource: &str, guarded: &[&str], changed: &[&str]) -> Sent {
+        let mut writes = Writes::default();
+        for key in guarded {
+            writes.require_present(key);
+        }
+        for key in changed {
+            writes.put((*key).to_owned(), b"{}".to_vec());
+        }
+        Sent { resource: ("network".to_owned(), resource.to_owned()), writes, job: None }
+    }
+
+    fn gathered(pipeline: &mut Pipeline, decisions: Vec<Sent>) -> usize {
+        let mut joined = 0;
+        for sent in decisions {
+            if !pipeline.admits(&sent) {
+                break;
+            }
+            pipeline.gather(sent);
+            joined += 1;
+        }
+        joined
+    }
+
+    #[test]
+    fn decisions_share_a_transaction_only_when_their_keys_are_apart() {
+        // Two guards on one key are fine: neither writes it.
+        let mut pipeline = Pipeline::new(4, 16);
+        let apart = vec![decision("a", &["/g"], &["/a"]), decision("b", &["/g"], &["/b"])];
+        assert_eq!(gathered(&mut pipeline, apart), 2);
+        // A write of a key already written, a write of a key already guarded, and a guard on a
+        // key already written each wait for the next transaction.
+        for clash in [decision("c", &[], &["/a"]), decision("c", &[], &["/g"]), decision("c", &["/b"], &["/c"])] {
+            assert!(!pipeline.admits(&clash), "{:?}", clash.writes);
+        }
+        assert!(pipeline.touches(&("network".to_owned(), "a".to_owned())));
+        assert_eq!(pipeline.discard().len(), 2);
+        assert!(!pipeline.touches(&("network".to_owned(), "a".to_owned())), "discarded decisions touch nothing");
+    }
+
+    #[test]
+    fn a_batch_stays_within_its_size_and_etcds_limits() {
+        let mut pipeline = Pipeline::new(4, 3);
+        let three = (0..5).map(|i| decision(&format!("n{i}"), &[], &[&format!("/k{i}")])).collect();
+        assert_eq!(gathered(&mut pipeline, three), 3);
+        assert!(pipeline.batch_is_full());
+
+        // 30 decisions of 5 puts each would be 150 operations: etcd allows 128.
+        let mut pipeline = Pipeline::new(4, 100);
+        let wide = (0..30)
+            .map(|i| {
+                let keys: Vec<String> = (0..5).map(|k| format!("/n{i}/{k}")).collect();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                decision(&format!("n{i}"), &[], &keys)
+            })
+            .collect();
+        assert_eq!(gathered(&mut pipeline, wide), MAX_OPS / 5);
+
+        // A decision over the byte limit still goes, alone.
+        let mut pipeline = Pipeline::new(4, 100);
+        let mut big = decision("big", &[], &[]);
+        big.writes.put("/big".to_owned(), vec![b'x'; MAX_BYTES + 1]);
+        let small = decision("small", &[], &["/small"]);
+        assert!(pipeline.admits(&big));
+        pipeline.gather(big);
+        assert!(!pipeline.admits(&small));
     }
 }

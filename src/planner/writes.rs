@@ -64,17 +64,41 @@ impl Writes {
         self.changes.iter().any(|(k, v)| k == key && v.is_none())
     }
 
+    /// Every key it guards on.
+    pub fn guarded_keys(&self) -> impl Iterator<Item = &str> {
+        self.guards.iter().map(|guard| match guard {
+            Guard::Revision(key, _) | Guard::Present(key) | Guard::Absent(key) => key.as_str(),
+        })
+    }
+
+    /// Every key it writes or deletes.
+    pub fn changed_keys(&self) -> impl Iterator<Item = &str> {
+        self.changes.iter().map(|(key, _)| key.as_str())
+    }
+
+    /// The bytes it puts.
+    pub fn value_bytes(&self) -> usize {
+        self.changes.iter().map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len)).sum()
+    }
+
     /// The transaction: every guard, then every change in order.
     pub fn txn(&self) -> Txn {
+        Writes::txn_of(&[self])
+    }
+
+    /// One transaction of several decisions: all their guards, then all their changes in order.
+    /// Sound only when no decision writes a key another guards or writes (a guard is checked
+    /// before any write of the transaction, not after the decisions before it).
+    pub fn txn_of(all: &[&Writes]) -> Txn {
         let mut txn = Txn::new();
-        for guard in &self.guards {
+        for guard in all.iter().flat_map(|writes| &writes.guards) {
             txn = match guard {
                 Guard::Revision(key, revision) => txn.if_mod_revision(key, *revision),
                 Guard::Present(key) => txn.if_present(key),
                 Guard::Absent(key) => txn.if_absent(key),
             };
         }
-        for (key, value) in &self.changes {
+        for (key, value) in all.iter().flat_map(|writes| &writes.changes) {
             txn = match value {
                 Some(value) => txn.put(key, value.clone()),
                 None => txn.delete(key),
