@@ -4,6 +4,7 @@
 //! clients read them) or from a file of the same `KEY=VALUE` lines — never from arguments.
 
 use super::HeatError;
+use super::answer::Answer;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fmt;
@@ -154,16 +155,28 @@ impl Keystone {
             .send()
             .await
             .map_err(|e| super::trust::request_error(e, super::trust::Service::Keystone, None))?;
-        let status = response.status().as_u16();
-        let token = response.headers().get("x-subject-token").and_then(|t| t.to_str().ok()).map(str::to_owned);
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status != 201 {
-            let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
-            return Err(HeatError::Auth(format!("keystone answered {status}: {message}")));
-        }
-        let token = token.ok_or_else(|| HeatError::Auth("keystone gave no X-Subject-Token".into()))?;
-        session_from_token(token, &body, &self.interface, self.region.as_deref())
+        // A body that breaks off reads as none: the status and the token header still say enough.
+        let answer = super::read(response, |_| false)
+            .await
+            .map_err(|e| super::trust::request_error(e, super::trust::Service::Keystone, None))?;
+        session_from_answer(&answer, &self.interface, self.region.as_deref())
     }
+}
+
+/// Keystone's answer to `POST /auth/tokens`: 201 with the token in `X-Subject-Token`, its expiry
+/// and catalog in the body; any other status is refused with Keystone's `error.message`.
+pub fn session_from_answer(answer: &Answer, interface: &str, region: Option<&str>) -> Result<Session, HeatError> {
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    if answer.status != 201 {
+        let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
+        return Err(HeatError::Auth(format!("keystone answered {}: {message}", answer.status)));
+    }
+    let token = answer
+        .headers
+        .get("x-subject-token")
+        .and_then(|t| t.to_str().ok())
+        .ok_or_else(|| HeatError::Auth("keystone gave no X-Subject-Token".into()))?;
+    session_from_token(token.to_owned(), &body, interface, region)
 }
 
 /// Reads expiry and the orchestration endpoint out of a token response body.

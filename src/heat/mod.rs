@@ -4,10 +4,12 @@
 //! Authentication is either none (a standalone Heat) or Keystone v3 ([`keystone`]); which CAs
 //! both trust over TLS is [`trust`]'s.
 
+pub mod answer;
 pub mod keystone;
 pub mod trust;
 
 use crate::telemetry::metrics::{HeatCallLabels, HeatErrorLabels};
+use answer::Answer;
 use keystone::Keystone;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -348,16 +350,13 @@ impl HeatClient {
         body: Option<&impl Serialize>,
     ) -> Result<T, HeatError> {
         let response = self.send(tenant, method, path, body).await?;
-        if !response.status().is_success() {
-            return Err(Self::fail(response).await);
-        }
-        response.json().await.map_err(|e| self.transport(e))
+        answer::json(&self.read(response, answer::is_success).await?)
     }
 
-    async fn fail(response: reqwest::Response) -> HeatError {
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        HeatError::Status { status, body }
+    /// Reads an answer whole. A body that breaks off is a transport error when `wanted(status)`
+    /// (the body is what was asked for); otherwise the answer keeps its status with an empty body.
+    async fn read(&self, response: reqwest::Response, wanted: impl Fn(u16) -> bool) -> Result<Answer, HeatError> {
+        read(response, wanted).await.map_err(|e| self.transport(e))
     }
 
     /// Whether Heat (or, with Keystone, Keystone, which leads to it) answers at all: any HTTP
@@ -379,29 +378,15 @@ impl HeatClient {
     /// Finds a stack by name: `None` when Heat answers 404.
     pub async fn find(&self, tenant: &str, name: &str) -> Result<Option<StackRef>, HeatError> {
         let response = self.send(tenant, reqwest::Method::GET, &format!("/stacks/{name}"), None::<&()>).await?;
-        match response.status().as_u16() {
-            404 => Ok(None),
-            301..=303 => {
-                let location = response.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default();
-                parse_stack_location(location)
-                    .map(Some)
-                    .ok_or_else(|| HeatError::Protocol(format!("redirect to `{location}` names no stack")))
-            }
-            200 => {
-                // Some deployments answer directly instead of redirecting.
-                let stack: StackEnvelope = response.json().await.map_err(|e| self.transport(e))?;
-                Ok(Some(StackRef { name: stack.stack.stack_name, id: stack.stack.id }))
-            }
-            _ => Err(Self::fail(response).await),
-        }
+        answer::found(&self.read(response, |status| status == 200).await?)
     }
 
     /// Shows a stack; polls should not `resolve_outputs` (see [`HeatClient::outputs`]).
     pub async fn show(&self, tenant: &str, stack: &StackRef, resolve_outputs: bool) -> Result<Stack, HeatError> {
         let query = if resolve_outputs { "" } else { "?resolve_outputs=False" };
         let path = format!("/stacks/{}/{}{query}", stack.name, stack.id);
-        let envelope: StackEnvelope = self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
-        Ok(envelope.stack)
+        let response = self.send(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
+        answer::shown(&self.read(response, answer::is_success).await?)
     }
 
     /// A settled stack's outputs with their values, through the outputs API: one call lists the
@@ -411,19 +396,11 @@ impl HeatClient {
     pub async fn outputs(&self, tenant: &str, stack: &StackRef) -> Result<Vec<Map<String, Value>>, HeatError> {
         let base = format!("/stacks/{}/{}/outputs", stack.name, stack.id);
         let listed: Value = self.answer(tenant, reqwest::Method::GET, &base, None::<&()>).await?;
-        let keys: Vec<String> = listed["outputs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o.get("output_key").and_then(Value::as_str).map(str::to_owned))
-            .collect();
+        let keys = answer::output_keys(&listed);
         let mut outputs = Vec::with_capacity(keys.len());
         for key in keys {
             let shown: Value = self.answer(tenant, reqwest::Method::GET, &format!("{base}/{key}"), None::<&()>).await?;
-            match shown.get("output") {
-                Some(Value::Object(output)) => outputs.push(output.clone()),
-                _ => return Err(HeatError::Protocol(format!("output `{key}` came back as {shown}"))),
-            }
+            outputs.push(answer::output(&key, &shown)?);
         }
         Ok(outputs)
     }
@@ -446,12 +423,8 @@ impl HeatClient {
         request: &StackRequest,
     ) -> Result<PreviewChanges, HeatError> {
         let path = format!("/stacks/{}/{}/preview", stack.name, stack.id);
-        let answer: Value = self.answer(tenant, reqwest::Method::PUT, &path, Some(request)).await?;
-        let changes = answer
-            .get("resource_changes")
-            .ok_or_else(|| HeatError::Protocol(format!("preview answered without `resource_changes`: {answer}")))?;
-        serde_json::from_value(changes.clone())
-            .map_err(|e| HeatError::Protocol(format!("preview answered an unexpected `resource_changes`: {e}")))
+        let previewed: Value = self.answer(tenant, reqwest::Method::PUT, &path, Some(request)).await?;
+        answer::preview(&previewed)
     }
 
     /// The stack's most recent failed events, newest first, at most `limit` (`GET
@@ -474,16 +447,7 @@ impl HeatClient {
             stack.name, stack.id
         );
         let listed: Value = self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
-        let events = listed
-            .get("events")
-            .ok_or_else(|| HeatError::Protocol(format!("event list without `events`: {listed}")))?;
-        let mut events: Vec<Event> = serde_json::from_value(events.clone())
-            .map_err(|e| HeatError::Protocol(format!("event list with an unexpected event: {e}")))?;
-        // Heat filters and sorts already; a deployment that ignored the query would not.
-        events.retain(|e| e.resource_status.ends_with("_FAILED"));
-        events.sort_by(|a, b| b.event_time.cmp(&a.event_time));
-        events.truncate(limit);
-        Ok(events)
+        answer::failed_events(&listed, limit)
     }
 
     /// Every stack of a tenant that Heat lists (deleted ones are not), as name, id and status;
@@ -509,15 +473,11 @@ impl HeatClient {
             };
             let listed: Value = self.answer(tenant, reqwest::Method::GET, &path, None::<&()>).await?;
             on_page();
-            let page = listed["stacks"]
-                .as_array()
-                .ok_or_else(|| HeatError::Protocol(format!("stack list without `stacks`: {listed}")))?;
-            for stack in page {
-                let field = |name: &str| stack.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
-                stacks.push((StackRef { name: field("stack_name"), id: field("id") }, field("stack_status")));
-            }
+            let page = answer::stack_page(&listed)?;
+            let full = page.len() == LIST_PAGE;
+            stacks.extend(page);
             match stacks.last() {
-                Some((last, _)) if page.len() == LIST_PAGE => marker = Some(last.id.clone()),
+                Some((last, _)) if full => marker = Some(last.id.clone()),
                 _ => return Ok(stacks),
             }
         }
@@ -525,50 +485,34 @@ impl HeatClient {
 
     pub async fn create(&self, tenant: &str, request: &StackRequest) -> Result<StackRef, HeatError> {
         let response = self.send(tenant, reqwest::Method::POST, "/stacks", Some(request)).await?;
-        if response.status().as_u16() != 201 {
-            return Err(Self::fail(response).await);
-        }
-        let created: Value = response.json().await.map_err(|e| self.transport(e))?;
-        let id = created.pointer("/stack/id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let name = request.stack_name.clone().unwrap_or_default();
-        if id.is_empty() {
-            return Err(HeatError::Protocol(format!("create answered without a stack id: {created}")));
-        }
-        Ok(StackRef { name, id })
+        let created = self.read(response, |status| status == 201).await?;
+        answer::created(&created, request.stack_name.as_deref().unwrap_or_default())
     }
 
     /// A full replace of template and parameters (`PUT`; the original never used `PATCH`).
     pub async fn update(&self, tenant: &str, stack: &StackRef, request: &StackRequest) -> Result<(), HeatError> {
         let path = format!("/stacks/{}/{}", stack.name, stack.id);
         let response = self.send(tenant, reqwest::Method::PUT, &path, Some(request)).await?;
-        match response.status().as_u16() {
-            202 => Ok(()),
-            _ => Err(Self::fail(response).await),
-        }
+        answer::updated(&self.read(response, |_| false).await?)
     }
 
     pub async fn delete(&self, tenant: &str, stack: &StackRef) -> Result<(), HeatError> {
         let path = format!("/stacks/{}/{}", stack.name, stack.id);
         let response = self.send(tenant, reqwest::Method::DELETE, &path, None::<&()>).await?;
-        match response.status().as_u16() {
-            204 | 202 | 404 => Ok(()),
-            _ => Err(Self::fail(response).await),
-        }
+        answer::deleted(&self.read(response, |_| false).await?)
     }
 }
 
-#[derive(Deserialize)]
-struct StackEnvelope {
-    stack: Stack,
-}
-
-/// `…/stacks/<name>/<id>` → the stack's name and id.
-fn parse_stack_location(location: &str) -> Option<StackRef> {
-    let path = location.split(['?', '#']).next().unwrap_or_default();
-    let mut segments = path.trim_end_matches('/').rsplit('/');
-    let id = segments.next()?;
-    let name = segments.next()?;
-    (segments.next() == Some("stacks") && !id.is_empty()).then(|| StackRef { name: name.to_owned(), id: id.to_owned() })
+/// Reads `response` whole (see [`HeatClient::read`]); Keystone's answers too.
+async fn read(response: reqwest::Response, wanted: impl Fn(u16) -> bool) -> Result<Answer, reqwest::Error> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(body) => body.to_vec(),
+        Err(e) if wanted(status) => return Err(e),
+        Err(_) => Vec::new(),
+    };
+    Ok(Answer { status, headers, body })
 }
 
 #[cfg(test)]
@@ -584,13 +528,6 @@ mod tests {
             let error = standalone_base(bad).unwrap_err().to_string();
             assert!(error.contains("expected"), "{bad}: {error}");
         }
-    }
-
-    #[test]
-    fn stack_location_names_the_stack() {
-        let found = parse_stack_location("http://127.0.0.1:8004/v1/admin/stacks/load_balancer_b311/7e4f-11").unwrap();
-        assert_eq!(found, StackRef { name: "load_balancer_b311".into(), id: "7e4f-11".into() });
-        assert_eq!(parse_stack_location("http://h/v1/admin/other/a/b"), None);
     }
 
     #[test]
