@@ -88,8 +88,8 @@ for template in templates:
             "mapping": mapping,
             "type": resource_type,
             "current": current,
-            "relations": {t: relations[t] for t in near if t in relations},
-            "index": {t: index[t] for t in near if t in index and t != resource_type},
+            "relations": {t: relations[t] for t in sorted(near) if t in relations},
+            "index": {t: index[t] for t in sorted(near) if t in index and t != resource_type},
         }
         seed("mapping", compact(world))
     context = {}
@@ -139,6 +139,44 @@ stack_event = dict(event, id="e0", resource_name="s", physical_resource_id="5f1d
 seed("heat_json", json.dumps({"stack": {"id": "5f1d", "stack_name": "s", "stack_status": "CREATE_FAILED"}, "events": [stack_event, event]}))
 resource = {"resource_name": "port", "resource_type": "OS::Neutron::Port", "physical_resource_id": "p1"}
 seed("heat_json", json.dumps({"resource_changes": {"added": [], "deleted": [], "replaced": [resource], "updated": [], "unchanged": [resource]}}))
+
+# Heat's and Keystone's answers as the client reads them (`heat_answer`): a real Heat's, recorded
+# by heat_answers.py; the corpus's stacks as a list page, a show and their outputs; a 500 as
+# tests/heat_failure.rs sees it (Heat's database gone); Keystone's token and refusal.
+def http(call, status, body, **headers):
+    head = f"{call} {status}\n" + "".join(f"{k.replace('_', '-')}: {v}\n" for k, v in headers.items())
+    seed("heat_answer", head + "\n" + (body if isinstance(body, str) else json.dumps(body)))
+
+
+for recorded in sorted((ROOT / "fuzz" / "heat_answers").glob("*.http")):
+    seed("heat_answer", recorded.read_bytes())
+listed = []
+for n, shown in enumerate(sorted(CONFORMANCE.glob("scenarios/*/heat_stacks/*.json"))):
+    stack = json.loads(shown.read_text())
+    outputs = stack.get("outputs") or []
+    stack_id = f"5f1d3a8e-0000-4000-8000-{n:012d}"
+    listed.append({"id": stack_id, "stack_name": stack["stack_name"], "stack_status": "CREATE_COMPLETE"})
+    http("show", 200, {"stack": dict(listed[-1], parameters=stack["parameters"], outputs=outputs)})
+    http("outputs", 200, {"outputs": [{"output_key": o.get("output_key"), "description": "No description given"} for o in outputs]})
+    for output in outputs:
+        http("output", 200, {"output": output})
+    http("find", 302, "", Location=f"http://127.0.0.1:8004/v1/admin/stacks/{stack['stack_name']}/{stack_id}")
+http("stacks", 200, {"stacks": listed})
+error = {"type": "OperationalError", "traceback": None, "message": "(sqlite3.OperationalError) unable to open database file"}
+for call in ["find", "create", "update"]:
+    http(call, 500, {"code": 500, "title": "Internal Server Error", "error": error,
+                     "explanation": "The server has either erred or is incapable of performing the requested operation."})
+http("show", 503, "<html><body><h1>503 Service Unavailable</h1></body></html>", Content_Type="text/html")
+catalog = [
+    {"type": "identity", "name": "keystone", "endpoints": [{"interface": "public", "region_id": "RegionOne", "url": "http://127.0.0.1:5000/v3"}]},
+    {"type": "orchestration", "name": "heat", "endpoints": [
+        {"interface": "public", "region_id": "RegionOne", "region": "RegionOne", "url": "http://127.0.0.1:8004/v1/p1"},
+        {"interface": "internal", "region_id": "RegionOne", "region": "RegionOne", "url": "http://heat.internal:8004/v1/p1/"}]},
+]
+token = {"token": {"methods": ["password"], "expires_at": "2026-12-01T18:00:00.000000Z", "issued_at": "2026-12-01T17:00:00.000000Z",
+                   "project": {"id": "p1", "name": "p1", "domain": {"id": "default", "name": "Default"}}, "catalog": catalog}}
+http("token", 201, token, Content_Type="application/json", X_Subject_Token="gAAAAABnFuzzSeedToken")
+http("token", 401, {"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}})
 
 # The monitor API's bodies, shaped as tests/monitor.rs sends them.
 snmp = {"device_ip": "lb.example", "community_name": "public"}
