@@ -9,6 +9,7 @@
 #
 # What each item is for:
 #   C toolchain     Rust links with `cc`, and ring compiles C (gcc, libc6-dev)
+#   C++ compiler    scripts/fuzz-smoke.sh: libfuzzer-sys compiles libFuzzer, which is C++ (g++)
 #   protoc          etcd-client compiles etcd's protos at build time; they import
 #                   google/protobuf/descriptor.proto, which only libprotobuf-dev ships
 #   etcd            tests and the demo start their own on free loopback ports
@@ -49,6 +50,10 @@ have_python() {
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1 &&
     { python3 -m pip --version >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }
 }
+have_cxx() {
+  printf '#include <vector>\nint main() { std::vector<int> v; return int(v.size()); }\n' >"$scratch/main.cpp"
+  c++ "$scratch/main.cpp" -o "$scratch/main" >/dev/null 2>&1
+}
 have_ca_certificates() { test -s /etc/ssl/certs/ca-certificates.crt; }
 have_chattr() { command -v chattr >/dev/null 2>&1 || test -x /usr/bin/chattr || test -x /sbin/chattr; }
 have_curl() { curl --version >/dev/null 2>&1; }
@@ -63,6 +68,7 @@ checks=(
 )
 if [ "$mode" = all ]; then
   checks+=(
+    "have_cxx:g++"
     "have_etcd:etcd-server"
     "have_snmpd:snmpd"
     "have_python:python3 python3-venv"
