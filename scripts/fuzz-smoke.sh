@@ -11,13 +11,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-toolchain=${FUZZ_TOOLCHAIN:-nightly-2026-05-20}
+pinned=nightly-2026-05-20
+# The build that channel date names (rustc's own date is the day before).
+pinned_rustc="rustc 1.97.0-nightly (e50aa6fba 2026-05-19)"
 seconds=${FUZZ_SECONDS:-20}
 cargo_fuzz_version=0.13.2
 
-if ! rustup toolchain list | grep -q "^$toolchain"; then
-  rustup toolchain install "$toolchain" --profile minimal
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+  toolchain=$FUZZ_TOOLCHAIN
+elif rustup toolchain list | grep -q "^$pinned"; then
+  toolchain=$pinned
+elif [ "$(rustup run nightly rustc --version 2>/dev/null)" = "$pinned_rustc" ]; then
+  # The machine's own `nightly` is that very build: use it rather than download it again.
+  toolchain=nightly
+else
+  rustup toolchain install "$pinned" --profile minimal
+  toolchain=$pinned
 fi
+echo "fuzz-smoke: toolchain $toolchain ($(rustup run "$toolchain" rustc --version))"
 if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]]; then
   cargo install cargo-fuzz --locked --version "$cargo_fuzz_version"
 fi
