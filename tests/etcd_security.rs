@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::Scratch;
+use support::{Scratch, Spawned};
 
 const BIN: &str = env!("CARGO_BIN_EXE_heat-reconciler");
 
@@ -128,7 +128,7 @@ fn with_flags(args: &[&str], flags: &Flags) -> Vec<String> {
 /// its stderr in a file.
 struct Running {
     what: &'static str,
-    child: std::process::Child,
+    child: Spawned,
     log: PathBuf,
 }
 
@@ -140,7 +140,7 @@ impl Running {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("the binary starts");
-        Running { what, child, log }
+        Running { what, child: Spawned(child), log }
     }
 
     fn log(&self) -> String {

@@ -17,7 +17,7 @@ use heat_reconciler::local::certs::TestCa;
 use heat_reconciler::local::ports;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::test_keystone::*;
 use support::tls_proxy::TlsProxy;
@@ -43,7 +43,7 @@ fn command(args: &[String], env: &[(&str, &Path)]) -> Command {
 
 /// A running controller (planner and worker) and its log.
 struct Controller {
-    child: Child,
+    child: Spawned,
     log: PathBuf,
 }
 
@@ -60,7 +60,7 @@ impl Controller {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("the binary starts");
-        Controller { child, log }
+        Controller { child: Spawned(child), log }
     }
 
     fn log(&self) -> String {
@@ -74,9 +74,8 @@ impl Controller {
         }
     }
 
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) {
+        drop(self);
     }
 }
 

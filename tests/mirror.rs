@@ -317,6 +317,7 @@ async fn a_killed_mirror_process_converges_when_started_again() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
+            .map(support::Spawned)
             .expect("heat-reconciler run --roles mirror")
     };
     let mut process = start();

@@ -161,6 +161,7 @@ async fn status_watch_draws_the_table_again_when_a_resource_changes() {
         .args(["status", "--watch", "--etcd-endpoints", &h.etcd.client_url])
         .stdout(std::process::Stdio::piped())
         .spawn()
+        .map(Spawned)
         .expect("status --watch runs");
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();

@@ -94,6 +94,7 @@ async fn no_secret_reaches_logs_metrics_state_why_status_or_custom_resources() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
+        .map(support::Spawned)
         .expect("the controller starts");
 
     support::write_flagship_as_gohan(&store, &schema, &mut controller, &log).await;
