@@ -418,7 +418,7 @@ impl<'l> Planner<'l> {
     /// land ([`pipeline`]); the view assumes them meanwhile. The batch goes when it is full, when
     /// nothing is in flight, or as soon as the planner waits for anything (`land_one`): a lone
     /// change, or the first of a burst, is not delayed.
-    async fn send(&mut self, sent: Sent) -> Result<(), StoreError> {
+    async fn send(&mut self, mut sent: Sent) -> Result<(), StoreError> {
         if !self.pipeline.admits(&sent) {
             self.flush().await?;
         }
@@ -432,7 +432,8 @@ impl<'l> Planner<'l> {
             self.blocked.insert(sent.resource);
             return Ok(());
         }
-        self.view.assume(&self.schema, &sent.writes.changes);
+        let records = std::mem::take(&mut sent.writes.records);
+        self.view.assume(&self.schema, &sent.writes.changes, records);
         self.pipeline.gather(sent);
         while let Some(landed) = self.pipeline.landed() {
             self.learn(landed)?;

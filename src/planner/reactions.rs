@@ -9,7 +9,7 @@ use super::view::{ResourceId, View};
 use super::writes::Writes;
 use crate::mapping::{Scope, Traversal, Workability, select_template};
 use crate::protocol::{
-    Action, Body, ConfigRecord, Job, JobId, JobQueue, JobRecord, JobSpec, ResourceRoot, StateRecord, WorkerSnapshot,
+    Action, Body, ConfigRecord, Job, JobId, JobQueue, JobSpec, ResourceRoot, StateRecord, WorkerSnapshot,
 };
 use crate::schema::Schema;
 use crate::secrets::Secrets;
@@ -52,7 +52,7 @@ pub(crate) fn plan(
         deleted: config.marked_for_deletion,
         version: config.version,
     };
-    writes.put_json(snapshot_key, &snapshot)?;
+    writes.put_snapshot(snapshot_key, snapshot)?;
     // The error goes to `/state` and the log: the body's secrets are masked in it, whatever part
     // of the planner said it (mapping errors name no values, this keeps it so).
     let blocked = |error: String| {
@@ -98,7 +98,7 @@ pub(crate) fn plan(
     job.dependency = view.live.dependencies(&job);
     let queue = if job.dependency.is_empty() { JobQueue::Ready } else { JobQueue::Waiting };
     writes.put(queue.key(&job.id), handler.into_bytes());
-    writes.put_json(JobQueue::All.key(&job.id), &JobRecord { job: job.clone(), n: 0 })?;
+    writes.put_job(JobQueue::All.key(&job.id), job.clone())?;
     Ok(Plan::Write { writes, job: Some(Box::new(job)) })
 }
 
@@ -464,6 +464,40 @@ mod tests {
         assert!(job.dependency.is_empty());
         assert_eq!((job.spec.action, job.spec.version), (Action::Create, 1));
         assert!(job.id.starts_with("create:heat_worker:network:n1:1:"), "{}", job.id);
+    }
+
+    #[test]
+    fn the_records_a_decision_keeps_for_the_view_are_what_its_bytes_decode_to() {
+        use super::super::writes::Decided;
+        use crate::protocol::Record;
+        let mut f = Fixture::new();
+        f.config(&network(), json!({"id": "n1", "name": "net", "tenant_id": TENANT}), 1, false);
+        f.config(&subnet(), json!({"id": "s1", "network_id": "n1", "tenant_id": TENANT}), 1, false);
+        for resource in [network(), subnet()] {
+            let config = f.view.configs[&resource].0.clone().unwrap();
+            let plan = plan(&f.view, &f.schema, &resource, &config, Action::Create, None, 0).unwrap();
+            let Plan::Write { writes, job: Some(_) } = plan else { panic!("not a job: {plan:?}") };
+            assert_eq!(writes.records.len(), 2, "{resource:?}: the job record and the snapshot");
+            for (key, decided) in &writes.records {
+                match (decided, Record::from_etcd(key, writes.put_at(key).unwrap()).unwrap()) {
+                    (Decided::Job(job), Record::Job(decoded)) => assert_eq!(**job, decoded.job),
+                    (Decided::Snapshot(snapshot), Record::Snapshot(decoded)) => assert_eq!(*snapshot, decoded),
+                    other => panic!("{key}: {other:?}"),
+                }
+            }
+            // The view assumes the same from the records as from the bytes.
+            let (mut decoding, mut taking) = (View::default(), View::default());
+            decoding.assume(&f.schema, &writes.changes, Vec::new());
+            taking.assume(&f.schema, &writes.changes, writes.records.clone());
+            assert!(taking.live_job_of(&resource).is_some());
+            assert_eq!(decoding.live_job_of(&resource), taking.live_job_of(&resource));
+            assert_eq!(decoding.snapshots.get(&resource), taking.snapshots.get(&resource));
+            // A snapshot taken as it is still holds the config's body itself, not a copy.
+            f.view.assume(&f.schema, &writes.changes, writes.records.clone());
+            let held = &f.view.snapshots[&resource].0.body;
+            assert!(std::sync::Arc::ptr_eq(held, f.view.configs[&resource].0.as_ref().unwrap().shared_body()));
+            f.commit(&writes);
+        }
     }
 
     #[test]

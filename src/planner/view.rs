@@ -3,6 +3,7 @@
 //! since written itself are ignored by revision.
 
 use super::live::LiveJobs;
+use super::writes::Decided;
 use crate::mapping::{ResourceIndex, TemplateSet};
 use crate::protocol::config::identical;
 use crate::protocol::keys::HEAT_TEMPLATE_TYPE;
@@ -10,6 +11,7 @@ use crate::protocol::{Action, ConfigRecord, Job, JobQueue, Record, ResourceKey, 
 use crate::schema::Schema;
 use crate::store::{KeyValue, Listing, WatchEvent};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// `(resource_type, resource_id)`.
 pub type ResourceId = (String, String);
@@ -20,6 +22,13 @@ fn failed_action(worker_state: &str) -> Option<Action> {
     [Action::Create, Action::Modify, Action::LogicalDelete]
         .into_iter()
         .find(|a| worker_state.strip_suffix("_FAILED") == Some(a.state_word()))
+}
+
+/// The resource a `/config`, snapshot or `/state` key names, if its type is known.
+fn resource_of(schema: &Schema, key: &str) -> Option<ResourceId> {
+    let parsed = ResourceKey::parse(key)?;
+    let resource_type = schema.resource_types.resource_type(parsed.prefix)?;
+    Some((resource_type.to_owned(), parsed.id.to_owned()))
 }
 
 /// What an event changed, for the planner to react to.
@@ -223,14 +232,7 @@ impl View {
             }
             ResourceRoot::Snapshot => {
                 match Record::from_etcd(&kv.key, &kv.value) {
-                    Ok(Record::Snapshot(mut snapshot)) => {
-                        if let Some((Ok(config), _)) = self.configs.get(&resource)
-                            && identical(config.body(), &snapshot.body)
-                        {
-                            snapshot.body = config.shared_body().clone();
-                        }
-                        self.snapshots.insert(resource, (snapshot, kv.mod_revision));
-                    }
+                    Ok(Record::Snapshot(snapshot)) => self.insert_snapshot(resource, snapshot, kv.mod_revision),
                     other => tracing::error!(key = %kv.key, error = ?other.err(), "unreadable snapshot; ignored"),
                 }
                 None
@@ -248,6 +250,16 @@ impl View {
             }
             _ => None,
         }
+    }
+
+    /// Keeps a resource's snapshot, holding the body of its config instead when they are the same.
+    fn insert_snapshot(&mut self, resource: ResourceId, mut snapshot: WorkerSnapshot, revision: i64) {
+        if let Some((Ok(config), _)) = self.configs.get(&resource)
+            && (Arc::ptr_eq(config.shared_body(), &snapshot.body) || identical(config.body(), &snapshot.body))
+        {
+            snapshot.body = config.shared_body().clone();
+        }
+        self.snapshots.insert(resource, (snapshot, revision));
     }
 
     /// Records a delete seen by the watch or committed by the planner.
@@ -316,12 +328,26 @@ impl View {
 
     /// Assumes the planner's own writes, sent and not landed yet, so that decisions made
     /// meanwhile see them; their keys keep the revisions known so far until they land
-    /// ([`View::landed`]).
-    pub fn assume(&mut self, schema: &Schema, changes: &[(String, Option<Vec<u8>>)]) {
+    /// ([`View::landed`]). `records` are the job records and snapshots among them as the
+    /// decision made them ([`super::writes::Writes::records`]): taken as they are, not decoded
+    /// from the bytes just encoded.
+    pub fn assume(
+        &mut self,
+        schema: &Schema,
+        changes: &[(String, Option<Vec<u8>>)],
+        mut records: Vec<(String, Decided)>,
+    ) {
         for (key, value) in changes {
             let revision = self.known_revision(schema, key);
-            match value {
-                Some(value) => {
+            let record = records.iter().position(|(k, _)| k == key).map(|at| records.swap_remove(at).1);
+            match (value, record) {
+                (Some(_), Some(Decided::Job(job))) => self.live.insert(*job),
+                (Some(_), Some(Decided::Snapshot(snapshot))) => {
+                    if let Some(resource) = resource_of(schema, key) {
+                        self.insert_snapshot(resource, snapshot, revision);
+                    }
+                }
+                (Some(value), None) => {
                     let kv = KeyValue {
                         key: key.clone(),
                         value: value.clone(),
@@ -331,7 +357,7 @@ impl View {
                     };
                     self.apply_put(schema, kv);
                 }
-                None => {
+                (None, _) => {
                     self.apply_delete(schema, key);
                 }
             }
@@ -471,7 +497,7 @@ mod tests {
         // A write of the snapshot in flight keeps the listed revision until it lands.
         let planned = WorkerSnapshot { body: config.shared_body().clone(), deleted: false, version: 2 };
         let changes = vec![(key(ResourceRoot::Snapshot), Some(serde_json::to_vec(&planned).unwrap()))];
-        view.assume(&schema, &changes);
+        view.assume(&schema, &changes, Vec::new());
         assert_eq!(view.snapshots[&network()], (planned.clone(), 5));
         view.landed(&schema, &changes, 12);
         assert_eq!(view.snapshots[&network()].1, 12);
