@@ -501,19 +501,22 @@ fn main() -> ExitCode {
     heat_reconciler::tls::install_crypto_provider();
     let mut cli = Cli::parse();
     // The demo's output is its story: the controller's logs go to a file unless asked for.
-    if let Command::Demo { verbose: false, log_file, .. } = &mut cli.command {
+    let logs = if let Command::Demo { verbose: false, log_file, .. } = &mut cli.command {
         let path = std::env::temp_dir().join(format!("heat-reconciler-demo-{}.log", std::process::id()));
         match std::fs::File::create(&path) {
             Ok(file) => {
-                init_logs_to(cli.log_format, file);
                 *log_file = Some(path);
+                init_logs_to(cli.log_format, file)
             }
             Err(_) => init_logs(cli.log_format),
         }
     } else {
-        init_logs(cli.log_format);
-    }
-    match run(cli) {
+        init_logs(cli.log_format)
+    };
+    let result = run(cli);
+    // The queued log lines go out before the error that ends the process.
+    drop(logs);
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
