@@ -245,7 +245,7 @@ impl Controller {
         let mut states = watch_prefix(store.clone(), ResourceRoot::State.key(PREFIX, ""));
         while !matches!(states.recv().await, Some(WatchEvent::Listed { .. })) {}
         let began = Instant::now();
-        let mut written = HashMap::new();
+        let (mut written, mut committed) = (HashMap::new(), HashMap::new());
         let mut writes_ms = Vec::new();
         for n in 0..stacks {
             let id = resource_id(n);
@@ -255,6 +255,7 @@ impl Controller {
             written.insert(id.clone(), writing);
             store.put(&ResourceRoot::Config.key(PREFIX, &id), record).await?;
             writes_ms.push(writing.elapsed().as_secs_f64() * 1000.0);
+            committed.insert(id, Instant::now());
         }
         let mut landed = HashMap::new();
         while landed.len() < stacks {
@@ -271,7 +272,7 @@ impl Controller {
             landed.entry(id).or_insert(seen);
         }
         let time = began.elapsed();
-        self.keep_timeline(version, &written, &landed)?;
+        self.keep_timeline(version, &written, &committed, &landed)?;
         // The round trips of a job end with the planner's removal of its records.
         while !store.list("/jobs/all/").await?.0.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -303,12 +304,14 @@ impl Controller {
         })
     }
 
-    /// With `BENCH_KEEP` set, each resource's config write and `/state` as wall-clock seconds
-    /// (`timeline.jsonl` beside the controller's log, whose timestamps they can be read against).
+    /// With `BENCH_KEEP` set, each resource's config write (sent, and committed) and `/state` as
+    /// wall-clock seconds (`timeline.jsonl` beside the controller's log, whose timestamps they
+    /// can be read against).
     fn keep_timeline(
         &self,
         version: u64,
         written: &HashMap<String, Instant>,
+        committed: &HashMap<String, Instant>,
         landed: &HashMap<String, Instant>,
     ) -> anyhow::Result<()> {
         if std::env::var_os("BENCH_KEEP").is_none() {
@@ -318,8 +321,10 @@ impl Controller {
         let at = |t: &Instant| (wall - now.duration_since(*t)).as_secs_f64();
         let mut lines = String::new();
         for (id, write) in written {
-            let state = landed.get(id).map(at);
-            lines += &format!("{}\n", json!({"id": id, "version": version, "written": at(write), "state": state}));
+            let (state, committed) = (landed.get(id).map(at), committed.get(id).map(at));
+            let line =
+                json!({"id": id, "version": version, "written": at(write), "committed": committed, "state": state});
+            lines += &format!("{line}\n");
         }
         let path = self.log.with_file_name("timeline.jsonl");
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;

@@ -105,6 +105,7 @@ pub async fn run(
                 let slot = Slot { permit: Some(permit), done: done_tx.clone() };
                 let (context, lease_id, known) =
                     (context.clone(), lease.id(), queue.record(&job_id).map(<[u8]>::to_vec));
+                tracing::debug!(job = %job_id, "claiming");
                 jobs.spawn(async move {
                     // A claim another worker won, or one that failed, frees its slot on the way.
                     match claim(&context.store, &context.schema, &job_id, lease_id, known.as_deref()).await {
