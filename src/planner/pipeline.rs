@@ -160,7 +160,7 @@ impl Pipeline {
         let txn = leadership.guard(Writes::txn_of(&all));
         let jobs = || batch.sent.iter().filter_map(|sent| sent.job.as_ref()).map(|job| job.id.as_str());
         tracing::debug!(jobs = ?jobs().collect::<Vec<_>>(), decisions = all.len(), in_flight = self.tasks.len(), "transaction sent");
-        self.jobs.extend(batch.sent.iter().filter_map(|sent| sent.job.as_ref()).map(|job| job.id.clone()));
+        self.jobs.extend(jobs().map(str::to_owned));
         let (store, sent) = (store.clone(), batch.sent);
         self.tasks.spawn(async move { Landed { outcome: store.commit(txn).await, sent } });
     }

@@ -24,11 +24,12 @@ fn failed_action(worker_state: &str) -> Option<Action> {
         .find(|a| worker_state.strip_suffix("_FAILED") == Some(a.state_word()))
 }
 
-/// The resource a `/config`, snapshot or `/state` key names, if its type is known.
-fn resource_of(schema: &Schema, key: &str) -> Option<ResourceId> {
+/// The root and the resource a per-resource key (`/config`, snapshot, `/state`, ...) names, if
+/// its type is known.
+fn resource_of(schema: &Schema, key: &str) -> Option<(ResourceRoot, ResourceId)> {
     let parsed = ResourceKey::parse(key)?;
     let resource_type = schema.resource_types.resource_type(parsed.prefix)?;
-    Some((resource_type.to_owned(), parsed.id.to_owned()))
+    Some((parsed.root, (resource_type.to_owned(), parsed.id.to_owned())))
 }
 
 /// What an event changed, for the planner to react to.
@@ -198,10 +199,8 @@ impl View {
                 }
             };
         }
-        let parsed = ResourceKey::parse(&kv.key)?;
-        let resource_type = schema.resource_types.resource_type(parsed.prefix)?.to_owned();
-        let resource = (resource_type, parsed.id.to_owned());
-        match parsed.root {
+        let (root, resource) = resource_of(schema, &kv.key)?;
+        match root {
             ResourceRoot::Config => {
                 let decoded = Record::from_etcd(&kv.key, &kv.value);
                 match decoded {
@@ -286,10 +285,8 @@ impl View {
             };
             return None;
         }
-        let parsed = ResourceKey::parse(key)?;
-        let resource_type = schema.resource_types.resource_type(parsed.prefix)?.to_owned();
-        let resource = (resource_type, parsed.id.to_owned());
-        match parsed.root {
+        let (root, resource) = resource_of(schema, key)?;
+        match root {
             ResourceRoot::Config => {
                 self.index.remove(&resource.0, &resource.1);
                 if resource.0 == HEAT_TEMPLATE_TYPE {
@@ -343,7 +340,7 @@ impl View {
             match (value, record) {
                 (Some(_), Some(Decided::Job(job))) => self.live.insert(*job),
                 (Some(_), Some(Decided::Snapshot(snapshot))) => {
-                    if let Some(resource) = resource_of(schema, key) {
+                    if let Some((_, resource)) = resource_of(schema, key) {
                         self.insert_snapshot(resource, snapshot, revision);
                     }
                 }
@@ -371,10 +368,8 @@ impl View {
         if let Some(revision) = self.revisions.get(key) {
             return *revision;
         }
-        let Some(parsed) = ResourceKey::parse(key) else { return 0 };
-        let Some(resource_type) = schema.resource_types.resource_type(parsed.prefix) else { return 0 };
-        let resource = (resource_type.to_owned(), parsed.id.to_owned());
-        match parsed.root {
+        let Some((root, resource)) = resource_of(schema, key) else { return 0 };
+        match root {
             ResourceRoot::Config => self.configs.get(&resource).map_or(0, |(_, revision)| *revision),
             ResourceRoot::Snapshot => self.snapshots.get(&resource).map_or(0, |(_, revision)| *revision),
             _ => 0,
