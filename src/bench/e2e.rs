@@ -11,8 +11,11 @@
 //! worker waited on Heat for it (its calls and the pauses between its polls, which the worker
 //! logs as `heat_ms` on "job finished") — and the etcd round trips per job (the controller's
 //! `heat_reconciler_etcd_requests_total`, planner and worker together, until the job has left
-//! `/jobs`).
+//! `/jobs`). Beside the tail it prints the overhead of the phase's first jobs (planned while the
+//! burst of config writes crowds the machine) and what the machine's CPUs did meanwhile: on a
+//! virtual machine, the share the hypervisor stole sets that tail more than any code does.
 
+use super::host::{CpuShares, CpuTimes};
 use crate::heat::{Endpoint, HeatClient, StackRef, StackRequest};
 use crate::local::process::{ChildProcess, free_tcp_port, scratch_dir};
 use crate::local::{LocalEtcd, LocalHeat};
@@ -85,6 +88,19 @@ pub async fn e2e(stacks: usize, concurrency: usize) -> anyhow::Result<()> {
             percentile(&through.writes_ms, 0.99),
             first.len(),
             first.iter().copied().fold(0.0, f64::max),
+        );
+        // The tail is the phase's first jobs, and how fast they go depends on the machine as a
+        // whole: say both, so that a run can be read against another.
+        let (first_jobs, others) = through.overheads_ms.split_at(first.len());
+        let machine = |shares: Option<CpuShares>| shares.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+        println!(
+            "{word}: the first {} jobs' overhead up to {:.1} ms (the others' p99 {:.1} ms); the machine's CPU \
+             until their /state: {}; over the phase: {}",
+            first_jobs.len(),
+            first_jobs.iter().copied().fold(0.0, f64::max),
+            percentile(others, 0.99),
+            machine(through.machine.0),
+            machine(through.machine.1),
         );
         totals.0 += direct.time;
         totals.1 += through.time;
@@ -200,6 +216,9 @@ struct Through {
     /// under the phase's own load, which every commit on a job's path pays too.
     writes_ms: Vec<f64>,
     round_trips: f64,
+    /// The machine's CPU until the first `concurrency` jobs' `/state` (the jobs of the p99), and
+    /// over the whole phase.
+    machine: (Option<CpuShares>, Option<CpuShares>),
 }
 
 /// The controller under test: one process running the planner and the worker with
@@ -245,6 +264,8 @@ impl Controller {
         let mut states = watch_prefix(store.clone(), ResourceRoot::State.key(PREFIX, ""));
         while !matches!(states.recv().await, Some(WatchEvent::Listed { .. })) {}
         let began = Instant::now();
+        let cpu = CpuTimes::now();
+        let mut first_jobs_cpu = None;
         let (mut written, mut committed) = (HashMap::new(), HashMap::new());
         let mut writes_ms = Vec::new();
         for n in 0..stacks {
@@ -270,8 +291,13 @@ impl Controller {
             }
             anyhow::ensure!(state.error.is_empty(), "{id} failed: {}", state.error);
             landed.entry(id).or_insert(seen);
+            if landed.len() == concurrency.min(stacks) && first_jobs_cpu.is_none() {
+                first_jobs_cpu = CpuTimes::now();
+            }
         }
         let time = began.elapsed();
+        let shares = |until: Option<CpuTimes>| until.zip(cpu).and_then(|(until, cpu)| until.since(&cpu));
+        let machine = (shares(first_jobs_cpu), shares(CpuTimes::now()));
         self.keep_timeline(version, &written, &committed, &landed)?;
         // The round trips of a job end with the planner's removal of its records.
         while !store.list("/jobs/all/").await?.0.is_empty() {
@@ -301,6 +327,7 @@ impl Controller {
             overheads_ms,
             writes_ms,
             round_trips: (after.etcd_requests - before.etcd_requests) / stacks as f64,
+            machine,
         })
     }
 

@@ -3,6 +3,7 @@
 
 mod drift;
 mod e2e;
+mod host;
 pub mod mirror;
 mod monitor;
 mod planner;
