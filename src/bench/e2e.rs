@@ -89,8 +89,8 @@ pub async fn e2e(stacks: usize, concurrency: usize) -> anyhow::Result<()> {
             first.len(),
             first.iter().copied().fold(0.0, f64::max),
         );
-        // The tail is the phase's first jobs, and how fast they go depends on the machine as a
-        // whole: say both, so that a run can be read against another.
+        // The tail is mostly the phase's first jobs, and how fast any job goes depends on the
+        // machine as a whole: say both, so that a run can be read against another.
         let (first_jobs, others) = through.overheads_ms.split_at(first.len());
         let machine = |shares: Option<CpuShares>| shares.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
         println!(
@@ -216,8 +216,8 @@ struct Through {
     /// under the phase's own load, which every commit on a job's path pays too.
     writes_ms: Vec<f64>,
     round_trips: f64,
-    /// The machine's CPU until the first `concurrency` jobs' `/state` (the jobs of the p99), and
-    /// over the whole phase.
+    /// The machine's CPU until `concurrency` jobs' `/state` were seen (the first jobs, planned
+    /// during the burst of config writes), and over the whole phase.
     machine: (Option<CpuShares>, Option<CpuShares>),
 }
 
