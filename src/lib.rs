@@ -49,7 +49,7 @@ pub mod protocol;
 pub mod replay;
 pub mod schema;
 pub mod secrets;
-pub(crate) mod shutdown;
+pub mod shutdown;
 pub mod standing;
 pub mod store;
 pub mod telemetry;

@@ -140,7 +140,7 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosSummary> {
     let mut controllers: Option<Controllers> = None;
     let result = tokio::select! {
         result = drive(&options, &dir, &mut heat_process, &mut etcd, &mut controllers) => result,
-        signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
+        signal = crate::shutdown::signalled() => Err(anyhow::anyhow!("interrupted by {signal}")),
     };
     if let Some(c) = controllers.as_mut() {
         c.stop_all();
@@ -154,21 +154,6 @@ pub async fn run(options: ChaosOptions) -> anyhow::Result<ChaosSummary> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
-}
-
-/// Resolves on SIGINT or SIGTERM, naming it.
-async fn interrupted() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
 
 async fn drive(
