@@ -615,17 +615,19 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a command that starts local services (etcd, Heat, snmpd, controllers) until it ends or
-/// the process is told to stop. Those services are child processes killed when their guards
-/// drop; a signal's default action ends the process without dropping anything and leaves them
-/// running, so a stop drops the command (and its guards) first.
-async fn until_stopped<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::select! {
-        result = work => result,
-        signal = heat_reconciler::shutdown::signalled() => {
-            anyhow::bail!("stopped by {signal} (the local services it started are stopped too)")
+/// Runs a command that starts local services (etcd, Heat, snmpd, controllers), on a runtime of
+/// its own, until it ends or the process is told to stop. Those services are child processes
+/// killed when their guards drop; a signal's default action ends the process without dropping
+/// anything and leaves them running, so a stop drops the command (and its guards) first.
+fn run_until_stopped<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        tokio::select! {
+            result = work => result,
+            signal = heat_reconciler::shutdown::signalled() => {
+                anyhow::bail!("stopped by {signal} (the local services it started are stopped too)")
+            }
         }
-    }
+    })
 }
 
 /// No-auth when a Heat URL is given, else Keystone from the `OS_*` values (of the env file or
@@ -729,59 +731,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchPlanner { resources, batch_size, etcd_endpoints } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(until_stopped(heat_reconciler::bench::planner(
-                resources,
-                batch_size,
-                &schema,
-                etcd_endpoints,
-            )))?;
+            run_until_stopped(heat_reconciler::bench::planner(resources, batch_size, &schema, etcd_endpoints))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchMonitor { targets, seconds, concurrency } => {
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(until_stopped(heat_reconciler::bench::monitor(targets, seconds, concurrency)))?;
+            run_until_stopped(heat_reconciler::bench::monitor(targets, seconds, concurrency))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchMirror { load_balancers, writes_per_second } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(until_stopped(heat_reconciler::bench::mirror(
-                load_balancers,
-                writes_per_second,
-                &schema,
-            )))?;
+            run_until_stopped(heat_reconciler::bench::mirror(load_balancers, writes_per_second, &schema))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchStatus { resources } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
-            tokio::runtime::Runtime::new()?
-                .block_on(until_stopped(heat_reconciler::bench::status(resources, &schema)))?;
+            run_until_stopped(heat_reconciler::bench::status(resources, &schema))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchResync { resources } => {
-            tokio::runtime::Runtime::new()?.block_on(until_stopped(heat_reconciler::bench::resync(resources)))?;
+            run_until_stopped(heat_reconciler::bench::resync(resources))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchE2e { stacks, concurrency } => {
-            tokio::runtime::Runtime::new()?
-                .block_on(until_stopped(heat_reconciler::bench::e2e(stacks, concurrency)))?;
+            run_until_stopped(heat_reconciler::bench::e2e(stacks, concurrency))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchDrift { stacks, max_repairs } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
-            tokio::runtime::Runtime::new()?.block_on(until_stopped(heat_reconciler::bench::drift(
-                stacks,
-                max_repairs,
-                &schema,
-            )))?;
+            run_until_stopped(heat_reconciler::bench::drift(stacks, max_repairs, &schema))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { json, kubernetes, log_file, .. } => {
             let schema = load_schema(cli.schema_dir.as_ref())?;
-            let runtime = tokio::runtime::Runtime::new()?;
             let options = heat_reconciler::demo::DemoOptions { json_lines: json, kubernetes, log_file };
-            runtime.block_on(until_stopped(heat_reconciler::demo::run(&schema, options)))?;
+            run_until_stopped(heat_reconciler::demo::run(&schema, options))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckRecords { dir } => {
@@ -819,9 +802,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let options = replay::ReplayOptions { etcd_endpoints, heat };
-            let runtime = tokio::runtime::Runtime::new()?;
-            let result =
-                runtime.block_on(until_stopped(replay::replay(&Scenario::new(&scenario), &schema, options)))?;
+            let result = run_until_stopped(replay::replay(&Scenario::new(&scenario), &schema, options))?;
             if let Some(path) = report {
                 replay::write_report(&result, &path)?;
             }
