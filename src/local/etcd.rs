@@ -79,13 +79,16 @@ impl LocalEtcd {
     }
 
     async fn start_with(binary: PathBuf, extra_args: Vec<String>) -> anyhow::Result<LocalEtcd> {
-        let ports = free_tcp_ports(2).context("finding free ports for etcd")?;
-        let (client_url, peer_url) = (url(ports[0]), url(ports[1]));
-        let member =
-            Member { name: "local".into(), initial_cluster: format!("local={peer_url}"), client_url, peer_url };
-        let mut etcd = LocalEtcd::spawn(binary, member, ports[0], None, extra_args)?;
-        etcd.wait_ready().await?;
-        Ok(etcd)
+        let (binary, extra_args) = (&binary, &extra_args);
+        on_free_ports(2, |ports| async move {
+            let (client_url, peer_url) = (url(ports[0]), url(ports[1]));
+            let member =
+                Member { name: "local".into(), initial_cluster: format!("local={peer_url}"), client_url, peer_url };
+            let mut etcd = LocalEtcd::spawn(binary.clone(), member, ports[0], None, extra_args.clone())?;
+            etcd.wait_ready().await?;
+            Ok(etcd)
+        })
+        .await
     }
 
     /// Starts `etcd` (as [`LocalEtcd::start`]) secured: an `https://` client URL with a serving
@@ -102,22 +105,26 @@ impl LocalEtcd {
     /// (etcd's `--auth-token-ttl`, whole seconds; 5 minutes by default).
     pub async fn start_secured_with_token_ttl(token_ttl: Duration) -> anyhow::Result<LocalEtcd> {
         let ca = TestCa::new("heat-reconciler test etcd CA")?;
-        let ports = free_tcp_ports(2).context("finding free ports for etcd")?;
-        let member = Member {
-            name: "local".into(),
-            initial_cluster: format!("local={}", url(ports[1])),
-            client_url: format!("https://127.0.0.1:{}", ports[0]),
-            peer_url: url(ports[1]),
-        };
-        let mut etcd = LocalEtcd::spawn(default_binary(), member, ports[0], Some((&ca, token_ttl)), Vec::new())?;
-        let client = ca.client(CLIENT_CERT_NAME)?;
-        client.write(&etcd.dir, "client")?;
-        etcd.access = EtcdAccess {
-            ca: Some(ca.pem().as_bytes().to_vec()),
-            identity: Some((client.cert_pem.into_bytes(), client.key_pem.into_bytes())),
-            user: None,
-        };
-        etcd.wait_ready().await?;
+        let ca = &ca;
+        let mut etcd = on_free_ports(2, |ports| async move {
+            let member = Member {
+                name: "local".into(),
+                initial_cluster: format!("local={}", url(ports[1])),
+                client_url: format!("https://127.0.0.1:{}", ports[0]),
+                peer_url: url(ports[1]),
+            };
+            let mut etcd = LocalEtcd::spawn(default_binary(), member, ports[0], Some((ca, token_ttl)), Vec::new())?;
+            let client = ca.client(CLIENT_CERT_NAME)?;
+            client.write(&etcd.dir, "client")?;
+            etcd.access = EtcdAccess {
+                ca: Some(ca.pem().as_bytes().to_vec()),
+                identity: Some((client.cert_pem.into_bytes(), client.key_pem.into_bytes())),
+                user: None,
+            };
+            etcd.wait_ready().await?;
+            Ok(etcd)
+        })
+        .await?;
         let security = EtcdSecurity {
             ca_file: etcd.dir.join("ca.crt"),
             cert_file: etcd.dir.join("client.crt"),
@@ -136,24 +143,27 @@ impl LocalEtcd {
 
     /// Starts a cluster of `size` members on loopback and waits until every member answers.
     pub async fn start_cluster(size: usize) -> anyhow::Result<Vec<LocalEtcd>> {
-        let ports = free_tcp_ports(size * 2).context("finding free ports for etcd")?;
-        let initial_cluster: Vec<String> = (0..size).map(|n| format!("m{n}={}", url(ports[2 * n + 1]))).collect();
-        let initial_cluster = initial_cluster.join(",");
-        let mut members = Vec::with_capacity(size);
-        for n in 0..size {
-            let member = Member {
-                name: format!("m{n}"),
-                client_url: url(ports[2 * n]),
-                peer_url: url(ports[2 * n + 1]),
-                initial_cluster: initial_cluster.clone(),
-            };
-            members.push(LocalEtcd::spawn(default_binary(), member, format!("{}-m{n}", ports[0]), None, Vec::new())?);
-        }
-        // A member answers only once a quorum has formed, so every one is started first.
-        for member in &mut members {
-            member.wait_ready().await?;
-        }
-        Ok(members)
+        on_free_ports(size * 2, |ports| async move {
+            let initial_cluster: Vec<String> = (0..size).map(|n| format!("m{n}={}", url(ports[2 * n + 1]))).collect();
+            let initial_cluster = initial_cluster.join(",");
+            let mut members = Vec::with_capacity(size);
+            for n in 0..size {
+                let member = Member {
+                    name: format!("m{n}"),
+                    client_url: url(ports[2 * n]),
+                    peer_url: url(ports[2 * n + 1]),
+                    initial_cluster: initial_cluster.clone(),
+                };
+                let tag = format!("{}-m{n}", ports[0]);
+                members.push(LocalEtcd::spawn(default_binary(), member, tag, None, Vec::new())?);
+            }
+            // A member answers only once a quorum has formed, so every one is started first.
+            for member in &mut members {
+                member.wait_ready().await?;
+            }
+            Ok(members)
+        })
+        .await
     }
 
     /// Starts the process; with a CA, serving TLS with a certificate it signs and requiring
@@ -289,6 +299,25 @@ impl Drop for LocalEtcd {
     fn drop(&mut self) {
         self.process.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `start` on `count` free ports, again on fresh ones (up to three times in all) when etcd
+/// could not bind one: a port is only free until someone else binds it.
+async fn on_free_ports<T, Fut>(count: usize, start: impl Fn(Vec<u16>) -> Fut) -> anyhow::Result<T>
+where
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let ports = free_tcp_ports(count).context("finding free ports for etcd")?;
+        match start(ports).await {
+            Err(e) if attempts < 3 && format!("{e:#}").contains("address already in use") => {
+                tracing::debug!("etcd did not start, trying other ports: {e:#}");
+            }
+            result => return result,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The fixed loopback ports of the local services that are shared rather than owned: every other
-//! local service (etcd, snmpd, a kube-apiserver, a test's own Heat) takes free ports.
+//! local service (etcd, snmpd, a kube-apiserver, a test's own Heat) takes free ports, which are
+//! picked from 20000 up, clear of these.
 
 /// The standalone Heat the tests share (started by the first test that needs it, left running
 /// for the next test binary; `scripts/test.sh` stops it at the end).

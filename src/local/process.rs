@@ -89,8 +89,9 @@ impl Drop for ChildProcess {
 /// `count` distinct free TCP ports on loopback. Every listener is held until all are chosen, so
 /// none is picked twice; a port is only free until someone binds it.
 pub fn free_tcp_ports(count: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).collect::<Result<_, _>>()?;
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| bind_outside_ephemeral(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port))))
+        .collect::<Result<_, _>>()?;
     listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
 }
 
@@ -101,7 +102,36 @@ pub fn free_tcp_port() -> std::io::Result<u16> {
 
 /// A free UDP port on loopback.
 pub fn free_udp_port() -> std::io::Result<u16> {
-    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    bind_outside_ephemeral(|port| UdpSocket::bind((Ipv4Addr::LOCALHOST, port)))?.local_addr().map(|a| a.port())
+}
+
+/// The lowest port a picked port may have: below it are the fixed ports of the shared local
+/// services ([`super::ports`]) and the ports well-known services are known by.
+const LOWEST_PICKED_PORT: u16 = 20_000;
+
+/// A socket `bind` made on a random free port below the kernel's ephemeral range.
+///
+/// Why not port 0: the kernel hands out the same range to every outgoing connection, and the
+/// tests make many (to etcd, Heat, the monitor). Once the picking socket is closed, such a
+/// connection may take the port before the service binds it, and the service then fails with
+/// "address already in use". Ports below the range are only ever taken by someone binding them.
+/// Where the range cannot be read (or leaves no room below it), port 0 it is.
+fn bind_outside_ephemeral<S>(bind: impl Fn(u16) -> std::io::Result<S>) -> std::io::Result<S> {
+    let Some(first_ephemeral) = first_ephemeral_port().filter(|&p| p > LOWEST_PICKED_PORT + 1000) else {
+        return bind(0);
+    };
+    for _ in 0..100 {
+        if let Ok(socket) = bind(rand::random_range(LOWEST_PICKED_PORT..first_ephemeral)) {
+            return Ok(socket);
+        }
+    }
+    bind(0)
+}
+
+/// The first port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`).
+fn first_ephemeral_port() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 /// A fresh directory for a service's files under the temp dir, named after the service, this
@@ -111,4 +141,23 @@ pub fn scratch_dir(service: &str, tag: impl std::fmt::Display) -> std::io::Resul
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picked_ports_are_distinct_and_below_the_ephemeral_range() {
+        let first_ephemeral = first_ephemeral_port().expect("the kernel's ephemeral range is readable");
+        let ports = free_tcp_ports(20).unwrap();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        let udp = free_udp_port().unwrap();
+        for port in ports.into_iter().chain([udp]) {
+            assert!((LOWEST_PICKED_PORT..first_ephemeral).contains(&port), "{port} is not below {first_ephemeral}");
+        }
+    }
 }
