@@ -16,8 +16,9 @@
 //! virtual machine, the share the hypervisor stole sets that tail more than any code does.
 
 use super::host::{CpuShares, CpuTimes};
+use super::run_dir::RunDir;
 use crate::heat::{Endpoint, HeatClient, StackRef, StackRequest};
-use crate::local::process::{ChildProcess, free_tcp_port, scratch_dir};
+use crate::local::process::{ChildProcess, free_tcp_port};
 use crate::local::{LocalEtcd, LocalHeat};
 use crate::protocol::{ConfigRecord, JobId, ResourceRoot, StateRecord};
 use crate::store::{Store, Txn, WatchEvent, watch_prefix};
@@ -43,14 +44,14 @@ pub async fn e2e(stacks: usize, concurrency: usize) -> anyhow::Result<()> {
     println!(
         "bench-e2e: {stacks} stacks of 3 resources, concurrency {concurrency}; direct client polls every {DIRECT_POLL:?}"
     );
-    let dir = scratch_dir("bench-e2e", "run")?;
+    let dir = RunDir::new("bench-e2e")?;
     let mut heat = LocalHeat::own("bench-e2e")?;
     let heat_url = heat.start(true).await?;
     let etcd = LocalEtcd::start().await?;
     let store = etcd.connect().await?;
     store.put(&ResourceRoot::Config.key("/v2.0/heat_templates", "network"), template_record()?).await?;
     let client = HeatClient::new(Endpoint::NoAuth { base: heat_url.clone() })?;
-    let controller = Controller::start(&dir, &etcd.endpoints().join(","), &heat_url, concurrency).await?;
+    let controller = Controller::start(dir.path(), &etcd.endpoints().join(","), &heat_url, concurrency).await?;
     let (commit_p50, commit_p99) = commit_latency(&store).await?;
     println!(
         "etcd ceiling: a guarded transaction commits in p50 {commit_p50:.2} ms, p99 {commit_p99:.2} ms \
@@ -114,9 +115,6 @@ pub async fn e2e(stacks: usize, concurrency: usize) -> anyhow::Result<()> {
         percentile(&overheads, 0.50),
         percentile(&overheads, 0.99)
     );
-    if std::env::var_os("BENCH_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
     Ok(())
 }
 
@@ -341,7 +339,7 @@ impl Controller {
         committed: &HashMap<String, Instant>,
         landed: &HashMap<String, Instant>,
     ) -> anyhow::Result<()> {
-        if std::env::var_os("BENCH_KEEP").is_none() {
+        if !RunDir::kept() {
             return Ok(());
         }
         let (now, wall) = (Instant::now(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?);

@@ -8,6 +8,7 @@ pub mod mirror;
 mod monitor;
 mod planner;
 mod resync;
+mod run_dir;
 mod status;
 
 pub use drift::drift;

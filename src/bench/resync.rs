@@ -7,8 +7,9 @@
 //! by the benchmark itself, of what the planner lists (`/config`, snapshots, `/state`, `/jobs`).
 
 use super::mirror::{load_balancer_id, load_balancer_records};
+use super::run_dir::RunDir;
 use crate::local::LocalEtcd;
-use crate::local::process::{ChildProcess, free_tcp_port, scratch_dir};
+use crate::local::process::{ChildProcess, free_tcp_port};
 use crate::planner::view::View;
 use crate::store::{Store, Txn};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -39,7 +40,8 @@ pub async fn resync(resources: usize) -> anyhow::Result<()> {
     let port = free_tcp_port()?;
     let endpoints = etcd.endpoints().join(",");
     let executable = std::env::current_exe()?;
-    let log = scratch_dir("bench-resync", std::process::id())?.join("planner.log");
+    let dir = RunDir::new("bench-resync")?;
+    let log = dir.path().join("planner.log");
     let started = Instant::now();
     // A profiler to run the planner under, e.g. `BENCH_PROFILER=heaptrack` (BENCHMARKS.md).
     let profiler = std::env::var("BENCH_PROFILER").ok().filter(|p| !p.is_empty());
