@@ -128,10 +128,14 @@ fn bind_outside_ephemeral<S>(bind: impl Fn(u16) -> std::io::Result<S>) -> std::i
     bind(0)
 }
 
-/// The first port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`).
+/// The first port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), read once
+/// per process rather than once per port picked.
 fn first_ephemeral_port() -> Option<u16> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    range.split_whitespace().next()?.parse().ok()
+    static FIRST: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
+    *FIRST.get_or_init(|| {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        range.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// A fresh directory for a service's files under the temp dir, named after the service, this
