@@ -21,6 +21,8 @@
 //! * [`store`] — etcd v3: consistent lists, resuming watches, transactions, leases, election.
 //! * [`heat`] — the Heat v1 REST client and Keystone v3 authentication.
 //! * `election` — how an elected role campaigns, leads and resigns.
+//! * [`handoff`] — how the planner claims a job for the worker of its own process in the
+//!   transaction that plans it (neither role sees more of the other).
 //! * [`planner`] — the planner role: its view of etcd, pure reactions, the loop committing them
 //!   (planned jobs several in flight).
 //! * [`worker`] — the worker role: claim, resolve outputs, render, drive Heat, report.
@@ -37,6 +39,7 @@ pub mod chaos;
 pub mod conformance;
 pub mod demo;
 pub(crate) mod election;
+pub mod handoff;
 pub mod heat;
 pub mod ids;
 pub mod inspect;

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use heat_reconciler::conformance::{Scenario, check, params};
+use heat_reconciler::handoff::Handoff;
 use heat_reconciler::schema::{self, Schema};
 use heat_reconciler::telemetry::server::Checks;
 use heat_reconciler::telemetry::{LogFormat, init_logs, init_logs_to};
@@ -542,10 +543,13 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
     });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    // With both roles here, the planner claims jobs for this worker as it plans them.
+    let handoff = (heat.is_some() && args.roles.iter().any(|r| r == "planner")).then(Handoff::default);
     if args.roles.iter().any(|r| r == "planner") {
         let mut options = planner::PlannerOptions::new(args.id.clone().unwrap_or_else(heat_reconciler::ids::random_id));
         options.lease_ttl = std::time::Duration::from_secs(args.leader_ttl.max(2));
         options.resync_interval = std::time::Duration::from_secs(args.resync_interval.max(1));
+        options.handoff = handoff.clone();
         let (progress, _) = tokio::sync::watch::channel(0);
         tasks.spawn(planner::run(store.clone(), schema.clone(), options, progress, shutdown.clone()));
     }
@@ -553,6 +557,7 @@ async fn run_roles(args: RunArgs, schema: Schema) -> anyhow::Result<()> {
         let options = worker::WorkerOptions {
             slots: args.slots,
             lease_ttl: std::time::Duration::from_secs(args.worker_lease_ttl.max(2)),
+            handoff,
             ..Default::default()
         };
         if !args.no_drift_repair {

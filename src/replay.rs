@@ -4,6 +4,7 @@
 
 use crate::conformance::params::recorded_jobs;
 use crate::conformance::{Scenario, TimelineEvent};
+use crate::handoff::Handoff;
 use crate::heat::HeatClient;
 use crate::local::LocalEtcd;
 use crate::planner::{self, PlannerOptions};
@@ -138,10 +139,14 @@ pub async fn replay(scenario: &Scenario, schema: &Schema, options: ReplayOptions
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut planner_options = PlannerOptions::new(format!("replay-{}", std::process::id()));
     planner_options.lease_ttl = Duration::from_secs(5);
+    // Both roles in one process, as `run` has them: the planner claims jobs for the worker.
+    let handoff = options.heat.is_some().then(Handoff::default);
+    planner_options.handoff = handoff.clone();
     let mut roles = tokio::task::JoinSet::new();
     roles.spawn(planner::run(store.clone(), schema.clone(), planner_options, progress_tx, shutdown.clone()));
     if let Some(heat) = options.heat.clone() {
-        roles.spawn(worker::run(store.clone(), schema.clone(), heat, WorkerOptions::default(), shutdown));
+        let worker_options = WorkerOptions { handoff, ..WorkerOptions::default() };
+        roles.spawn(worker::run(store.clone(), schema.clone(), heat, worker_options, shutdown));
     }
 
     let mut report = ReplayReport::default();

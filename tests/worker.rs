@@ -3,7 +3,9 @@
 
 mod support;
 
+use heat_reconciler::handoff::Handoff;
 use heat_reconciler::heat::{Endpoint, HeatClient};
+use heat_reconciler::planner::PlannerOptions;
 use heat_reconciler::store::{WatchEvent, watch_prefix};
 use heat_reconciler::worker::{WorkerOptions, execute::Patience};
 use serde_json::{Value, json};
@@ -19,6 +21,12 @@ struct World {
 }
 
 async fn world(patience: Patience) -> World {
+    world_sharing(patience, None, 8).await
+}
+
+/// The world with a worker of `slots`; `handoff`: the planner and the worker share one, as the
+/// roles of one process do.
+async fn world_sharing(patience: Patience, handoff: Option<Handoff>, slots: usize) -> World {
     let mut h = Harness::without_planner().await;
     h.template("network", json!({"name": "Pname", "tenant_id": "Ptenant_id", "heat_timeout": "C1"})).await;
     h.template(
@@ -39,9 +47,12 @@ async fn world(patience: Patience) -> World {
     // A type whose job waits for a subnet's (its param reads the subnet's output).
     vpn_gateway_template(&h).await;
 
-    h.planner = Some(RunningPlanner::start(&h.store, "planner", Duration::from_secs(3)));
+    let mut options = PlannerOptions::new("planner");
+    options.lease_ttl = Duration::from_secs(3);
+    options.handoff = handoff.clone();
+    h.planner = Some(RunningPlanner::start_with(&h.store, options));
     let heat = HeatClient::new(Endpoint::NoAuth { base: heat_url() }).expect("heat client");
-    let worker = RunningWorker::start(&h.store, heat, WorkerOptions { patience, ..Default::default() });
+    let worker = RunningWorker::start(&h.store, heat, WorkerOptions { patience, slots, handoff, ..Default::default() });
     World { h, worker }
 }
 
@@ -121,28 +132,9 @@ async fn a_job_is_one_claim_and_two_result_writes() {
     w.h.config("networks", network(&id, "blue"), 1, false).await;
     assert_eq!(w.h.settled("networks", &id, 1).await.error, "");
     w.h.queues_drained().await;
-    let mut writes: Vec<(String, String, i64)> = Vec::new();
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
-        match event {
-            WatchEvent::Put(kv) => {
-                writes.push((format!("put {}", kv.key), String::from_utf8_lossy(&kv.value).into(), kv.mod_revision))
-            }
-            WatchEvent::Deleted { key, revision } => writes.push((format!("delete {key}"), String::new(), revision)),
-            _ => {}
-        }
-    }
-    let job = writes
-        .iter()
-        .find_map(|(op, _, _)| op.strip_prefix("put /jobs/working/").filter(|job| job.contains(&id)))
-        .expect("the job was claimed")
-        .to_owned();
-    let revision = |op: &str, value: Option<&str>| {
-        writes
-            .iter()
-            .find(|(o, v, _)| o == op && value.is_none_or(|value| v == value))
-            .unwrap_or_else(|| panic!("no `{op}` among {writes:#?}"))
-            .2
-    };
+    let writes = writes_seen(&mut events).await;
+    let job = job_of(&writes, &id);
+    let revision = |op: &str, value: Option<&str>| seen(&writes, op, value).revision;
     let job_state = format!("/esi-worker/job_state/v2.0/networks/{id}");
     let claim = revision(&format!("put /jobs/working/{job}"), None);
     assert_eq!(revision(&format!("delete /jobs/ready/{job}"), None), claim);
@@ -153,24 +145,118 @@ async fn a_job_is_one_claim_and_two_result_writes() {
     assert_eq!(revision(&format!("delete /jobs/working/{job}"), None), finished);
     assert_eq!(revision(&format!("delete {job_state}"), None), finished);
     assert!(claim < results && results < finished);
-    // Everything the worker writes for the job (the planner writes the rest).
-    let by_worker = |op: &str| {
-        let worker_ops = [
-            format!("put /jobs/working/{job}"),
-            format!("delete /jobs/working/{job}"),
-            format!("delete /jobs/ready/{job}"),
-            format!("put /jobs/finished/{job}"),
-            format!("put {job_state}"),
-            format!("delete {job_state}"),
-            format!("put /esi-worker/heat_stacks/v2.0/networks/{id}"),
-            format!("put /state/v2.0/networks/{id}"),
-        ];
-        worker_ops.iter().any(|o| o == op)
-    };
-    let worker_writes: std::collections::BTreeSet<i64> =
-        writes.iter().filter(|(op, _, _)| by_worker(op)).map(|(_, _, revision)| *revision).collect();
-    assert_eq!(worker_writes, [claim, results, finished].into(), "{writes:#?}");
+    assert_eq!(claim_writes(&writes, &job, &id), [claim, results, finished].into(), "{writes:#?}");
     w.worker.stop().await;
+}
+
+/// With the planner in the worker's process, a job ready to run is claimed in the transaction
+/// that plans it (`heat_reconciler::handoff`): never in `/jobs/ready`, its claim bound to a lease
+/// and the job marked started at the plan's revision; the worker then writes only its results
+/// and its finished marker. A job planned while every slot is taken goes to `/jobs/ready`, and
+/// the worker claims it there once a slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_claimed_in_its_plan_never_waits_in_ready() {
+    let mut w = world_sharing(fast_patience(), Some(Handoff::default()), 1).await;
+    // Once a job has run, the worker has its lease and takes jobs from the planner.
+    let warm_up = unique("net");
+    w.h.config("networks", network(&warm_up, "white"), 1, false).await;
+    w.h.settled("networks", &warm_up, 1).await;
+    w.h.queues_drained().await;
+    let mut events = watch_prefix(w.h.store.clone(), "/".into());
+    while !matches!(events.recv().await, Some(WatchEvent::Listed { .. })) {}
+    let (first, second) = (unique("net"), unique("net"));
+    w.h.config("networks", network(&first, "blue"), 1, false).await;
+    w.h.config("networks", network(&second, "red"), 1, false).await;
+    for id in [&first, &second] {
+        let state = w.h.settled("networks", id, 1).await;
+        assert_eq!(state.state.worker_state, "CREATE_COMPLETED", "{}", state.error);
+    }
+    w.h.queues_drained().await;
+    let writes = writes_seen(&mut events).await;
+    let revision = |op: &str, value: Option<&str>| seen(&writes, op, value).revision;
+
+    let job = job_of(&writes, &first);
+    let plan = revision(&format!("put /jobs/all/{job}"), None);
+    let claim = seen(&writes, &format!("put /jobs/working/{job}"), None);
+    assert_eq!(claim.revision, plan, "claimed by the plan's transaction");
+    assert_ne!(claim.lease, 0, "the claim is bound to the worker's lease");
+    assert_eq!(revision(&format!("put /esi-worker/job_state/v2.0/networks/{first}"), Some("{}")), plan);
+    assert!(!writes.iter().any(|w| w.op.contains(&format!("/jobs/ready/{job}"))), "{writes:#?}");
+    let results = revision(&format!("put /state/v2.0/networks/{first}"), None);
+    let finished = revision(&format!("put /jobs/finished/{job}"), None);
+    assert!(plan < results && results < finished);
+    assert_eq!(claim_writes(&writes, &job, &first), [plan, results, finished].into(), "{writes:#?}");
+
+    // The one slot was the first job's while the second was planned.
+    let job = job_of(&writes, &second);
+    let plan = revision(&format!("put /jobs/all/{job}"), None);
+    assert_eq!(revision(&format!("put /jobs/ready/{job}"), Some("heat_worker")), plan);
+    let claim = revision(&format!("put /jobs/working/{job}"), None);
+    assert!(claim > plan);
+    assert_eq!(revision(&format!("delete /jobs/ready/{job}"), None), claim);
+    w.worker.stop().await;
+}
+
+/// One write etcd made, as its watch showed it.
+#[derive(Debug)]
+struct Seen {
+    op: String,
+    value: String,
+    revision: i64,
+    lease: i64,
+}
+
+/// Every write `events` brings until none has come for 500 ms.
+async fn writes_seen(events: &mut tokio::sync::mpsc::Receiver<WatchEvent>) -> Vec<Seen> {
+    let mut writes = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
+        match event {
+            WatchEvent::Put(kv) => writes.push(Seen {
+                op: format!("put {}", kv.key),
+                value: String::from_utf8_lossy(&kv.value).into(),
+                revision: kv.mod_revision,
+                lease: kv.lease,
+            }),
+            WatchEvent::Deleted { key, revision } => {
+                writes.push(Seen { op: format!("delete {key}"), value: String::new(), revision, lease: 0 })
+            }
+            _ => {}
+        }
+    }
+    writes
+}
+
+/// The first write of `op` (holding `value`, if given).
+fn seen<'w>(writes: &'w [Seen], op: &str, value: Option<&str>) -> &'w Seen {
+    writes
+        .iter()
+        .find(|w| w.op == op && value.is_none_or(|value| w.value == value))
+        .unwrap_or_else(|| panic!("no `{op}` among {writes:#?}"))
+}
+
+/// The id of the job planned for the network `id`.
+fn job_of(writes: &[Seen], id: &str) -> String {
+    writes
+        .iter()
+        .find_map(|w| w.op.strip_prefix("put /jobs/all/").filter(|job| job.contains(id)))
+        .expect("the job was planned")
+        .to_owned()
+}
+
+/// The revisions of the writes that claim, start, report and finish job `job` of network `id`.
+fn claim_writes(writes: &[Seen], job: &str, id: &str) -> std::collections::BTreeSet<i64> {
+    let job_state = format!("/esi-worker/job_state/v2.0/networks/{id}");
+    let ops = [
+        format!("put /jobs/working/{job}"),
+        format!("delete /jobs/working/{job}"),
+        format!("delete /jobs/ready/{job}"),
+        format!("put /jobs/finished/{job}"),
+        format!("put {job_state}"),
+        format!("delete {job_state}"),
+        format!("put /esi-worker/heat_stacks/v2.0/networks/{id}"),
+        format!("put /state/v2.0/networks/{id}"),
+    ];
+    writes.iter().filter(|w| ops.contains(&w.op)).map(|w| w.revision).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,13 +19,15 @@ pub(crate) mod view;
 pub(crate) mod writes;
 
 use crate::election::{Election, lead_while_elected};
+use crate::handoff::Handoff;
+use crate::protocol::Job;
 use crate::protocol::keys::JOB_MANAGER_ID_KEY;
 use crate::protocol::{Action, Body, ConfigRecord};
 use crate::schema::Schema;
 use crate::store::{Leadership, Store, StoreError, WatchEvent, watch_listing};
 use crate::telemetry::metrics::{JobLabels, QueueLabels, metrics};
 use crate::telemetry::{Heartbeat, Pulse};
-use pipeline::{Landed, Pipeline, Sent};
+use pipeline::{Landed, Pipeline, PlannedClaim, Sent};
 use retry::Retries;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -51,6 +53,9 @@ pub struct PlannerOptions {
     pub pipeline_depth: usize,
     /// How many planned jobs one transaction may hold ([`pipeline`]): 1 sends each alone.
     pub batch_size: usize,
+    /// The worker of this process, if it runs one: a job ready to run is claimed for it in the
+    /// transaction that plans it while it has a free slot ([`crate::handoff`]).
+    pub handoff: Option<Handoff>,
 }
 
 impl PlannerOptions {
@@ -65,6 +70,7 @@ impl PlannerOptions {
             retry_cap: Duration::from_secs(300),
             pipeline_depth: 64,
             batch_size: 16,
+            handoff: None,
         }
     }
 }
@@ -88,9 +94,9 @@ pub async fn run(
         let (store, schema, progress, options) = (store.clone(), schema.clone(), progress.clone(), options.clone());
         Box::pin(async move {
             let pipeline = Pipeline::new(options.pipeline_depth, options.batch_size);
-            Planner::new(store, schema, leadership, progress, pipeline, heartbeat.pulse())
-                .lead(&options, heartbeat)
-                .await
+            let mut planner = Planner::new(store, schema, leadership, progress, pipeline, heartbeat.pulse());
+            planner.handoff = options.handoff.clone();
+            planner.lead(&options, heartbeat).await
         })
     })
     .await
@@ -126,6 +132,8 @@ pub struct Planner<'l> {
     synced: Option<i64>,
     /// Beaten as transactions land: a long reaction that makes progress is alive.
     pulse: Pulse,
+    /// The worker of this process, which jobs ready to run are claimed for in their plans.
+    handoff: Option<Handoff>,
 }
 
 impl<'l> Planner<'l> {
@@ -153,6 +161,7 @@ impl<'l> Planner<'l> {
             held_list: None,
             synced: None,
             pulse,
+            handoff: None,
         }
     }
 
@@ -406,12 +415,27 @@ impl<'l> Planner<'l> {
             reactions::Plan::Nothing => Ok(()),
             reactions::Plan::Blocked { action, version, error } => self.report(resource, action, version, error).await,
             reactions::Plan::Write { mut writes, job } => {
+                let mut claim = None;
                 if let Some(job) = &job {
                     writes.put(notes::job_time_key(&job.id), notes::unix_now().to_string().into_bytes());
+                    claim = self.claim_for_worker(&mut writes, job)?;
                 }
-                self.send(Sent { resource: resource.clone(), writes, job }).await
+                self.send(Sent { resource: resource.clone(), writes, job, claim }).await
             }
         }
+    }
+
+    /// Claims a job ready to run for the worker of this process in the plan's transaction, if it
+    /// has a free slot ([`crate::handoff`]); else the job goes to `/jobs/ready` for any worker.
+    fn claim_for_worker(&self, writes: &mut Writes, job: &Job) -> Result<Option<PlannedClaim>, serde_json::Error> {
+        // A job waiting for others is not ready to run.
+        let handoff = self.handoff.as_ref().filter(|_| job.dependency.is_empty());
+        let Some(reservation) = handoff.and_then(|handoff| handoff.reserve(job)) else {
+            return Ok(None);
+        };
+        // A reservation dropped unused gives its slot back.
+        Ok(reactions::claim_in_plan(writes, &self.schema, job, &reservation)?
+            .map(|started| PlannedClaim { reservation, started }))
     }
 
     /// Gathers a planned job's writes into the next transaction, sent without waiting for it to
@@ -509,7 +533,7 @@ impl<'l> Planner<'l> {
     /// conditions failed, that the view diverged.
     fn learn(&mut self, Landed { sent, outcome }: Landed) -> Result<(), StoreError> {
         self.pulse.beat();
-        let Some(revision) = outcome? else {
+        let Some((revision, _)) = outcome? else {
             let all: Vec<&Writes> = sent.iter().map(|sent| &sent.writes).collect();
             let resources: Vec<&ResourceId> = sent.iter().map(|sent| &sent.resource).collect();
             tracing::warn!(?resources, writes = %Writes::txn_of(&all).summary(), "transaction conditions failed; will retry from fresh data");
@@ -517,7 +541,7 @@ impl<'l> Planner<'l> {
             self.blocked.extend(sent.into_iter().map(|sent| sent.resource));
             return Ok(());
         };
-        for Sent { resource, writes, job } in sent {
+        for Sent { resource, writes, job, .. } in sent {
             self.view.landed(&self.schema, &writes.changes, revision);
             if let Some(job) = job {
                 tracing::info!(job = %job.id, dependencies = job.dependency.len(), "planned job");

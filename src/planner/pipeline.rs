@@ -22,8 +22,9 @@
 
 use super::view::ResourceId;
 use super::writes::Writes;
+use crate::handoff::Reservation;
 use crate::protocol::Job;
-use crate::store::{Leadership, Store, StoreError};
+use crate::store::{KeyValue, Leadership, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use tokio::task::JoinSet;
 
@@ -40,15 +41,29 @@ pub(crate) struct Sent {
     pub resource: ResourceId,
     pub writes: Writes,
     pub job: Option<Box<Job>>,
+    /// The job's claim for this process's worker, made in the same transaction.
+    pub claim: Option<PlannedClaim>,
 }
 
-/// A transaction that came back: the decisions it held, and the revision it committed at
-/// (`None`: its conditions did not hold, and none of them was written).
+/// A job claimed in its plan (`crate::handoff`): the worker's reservation, and the job_state key
+/// marked started.
+#[derive(Debug)]
+pub(crate) struct PlannedClaim {
+    pub reservation: Reservation,
+    pub started: String,
+}
+
+/// A transaction that came back: the decisions it held, and the revision it committed at with
+/// what its reads found, in order (`None`: its conditions did not hold, and none of them was
+/// written).
 #[derive(Debug)]
 pub(crate) struct Landed {
     pub sent: Vec<Sent>,
-    pub outcome: Result<Option<i64>, StoreError>,
+    pub outcome: Outcome,
 }
+
+/// What committing a transaction came to: [`Landed::outcome`].
+pub(crate) type Outcome = Result<Option<(i64, Vec<Option<KeyValue>>)>, StoreError>;
 
 /// The decisions gathered for the next transaction.
 #[derive(Default)]
@@ -68,7 +83,7 @@ impl Batch {
         self.sent.is_empty()
             || (self.sent.len() < size
                 && self.guards + writes.guards.len() <= MAX_OPS
-                && self.changes + writes.changes.len() <= MAX_OPS
+                && self.changes + writes.operations() <= MAX_OPS
                 && self.bytes + writes.value_bytes() <= MAX_BYTES
                 && writes.changed_keys().all(|key| !self.guarded.contains(key) && !self.changed.contains(key))
                 && writes.guarded_keys().all(|key| !self.changed.contains(key)))
@@ -79,9 +94,56 @@ impl Batch {
         self.guarded.extend(writes.guarded_keys().map(str::to_owned));
         self.changed.extend(writes.changed_keys().map(str::to_owned));
         self.guards += writes.guards.len();
-        self.changes += writes.changes.len();
+        self.changes += writes.operations();
         self.bytes += writes.value_bytes();
         self.sent.push(sent);
+    }
+}
+
+/// A claim on its way to the worker with the transaction that makes it.
+struct Claiming {
+    claim: PlannedClaim,
+    job_id: String,
+    /// The job's record as written.
+    record: Option<(String, Vec<u8>)>,
+    /// Where the job's reads are among the transaction's.
+    reads: std::ops::Range<usize>,
+}
+
+/// The claims of a batch's decisions, taken out of them, each with what it hands over.
+fn take_claims(sent: &mut [Sent]) -> Vec<Claiming> {
+    let mut claims = Vec::new();
+    let mut reads = 0;
+    for sent in sent {
+        let first = reads;
+        reads += sent.writes.reads.len();
+        let (Some(claim), Some(job)) = (sent.claim.take(), &sent.job) else { continue };
+        let key = crate::protocol::JobQueue::All.key(&job.id);
+        let record =
+            sent.writes.changes.iter().find(|(k, _)| *k == key).and_then(|(k, v)| Some((k.clone(), v.clone()?)));
+        claims.push(Claiming { claim, job_id: job.id.clone(), record, reads: first..reads });
+    }
+    claims
+}
+
+impl Claiming {
+    /// Gives the claim to the worker: the job when the transaction committed, the doubt when its
+    /// answer was lost; when its conditions failed, the reservation returns the slot.
+    fn hand_over(self, outcome: &Outcome) {
+        let Claiming { claim, job_id, record, reads } = self;
+        match outcome {
+            Ok(Some((revision, found))) => match record {
+                Some((key, value)) => {
+                    let record = KeyValue { key, value, mod_revision: *revision, create_revision: *revision, lease: 0 };
+                    let found = found.get(reads).map(<[_]>::to_vec);
+                    claim.reservation.claimed(record, claim.started, *revision, found);
+                }
+                // Not made by `claim_in_plan`; the worker reads what it needs after the claim.
+                None => claim.reservation.unknown(&job_id),
+            },
+            Ok(None) => {}
+            Err(_) => claim.reservation.unknown(&job_id),
+        }
     }
 }
 
@@ -161,8 +223,27 @@ impl Pipeline {
         let jobs = || batch.sent.iter().filter_map(|sent| sent.job.as_ref()).map(|job| job.id.as_str());
         tracing::debug!(jobs = ?jobs().collect::<Vec<_>>(), decisions = all.len(), in_flight = self.tasks.len(), "transaction sent");
         self.jobs.extend(jobs().map(str::to_owned));
-        let (store, sent) = (store.clone(), batch.sent);
-        self.tasks.spawn(async move { Landed { outcome: store.commit(txn).await, sent } });
+        let (store, mut sent) = (store.clone(), batch.sent);
+        let claims = take_claims(&mut sent);
+        // The commit and the hand-over run in a task of their own, to the end even if the
+        // planner stops waiting for them (a lost leadership drops the pipeline, and its tasks
+        // with it): a claim committed and never handed over would hold its job as long as this
+        // process lives. The claims go to the worker as soon as the answer is in, not when the
+        // planner next looks.
+        let commit = tokio::spawn(async move {
+            let outcome = store.commit_reading(txn).await;
+            for claim in claims {
+                claim.hand_over(&outcome);
+            }
+            outcome
+        });
+        self.tasks.spawn(async move {
+            let outcome = match commit.await {
+                Ok(outcome) => outcome,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            Landed { outcome, sent }
+        });
     }
 
     /// Drops the batch unsent (the view it was decided on is wrong); its resources.
@@ -222,7 +303,7 @@ mod tests {
         for key in changed {
             writes.put((*key).to_owned(), b"{}".to_vec());
         }
-        Sent { resource: ("network".to_owned(), resource.to_owned()), writes, job: None }
+        Sent { resource: ("network".to_owned(), resource.to_owned()), writes, job: None, claim: None }
     }
 
     fn gathered(pipeline: &mut Pipeline, decisions: Vec<Sent>) -> usize {

@@ -7,9 +7,10 @@ use super::decide;
 use super::notes;
 use super::view::{ResourceId, View};
 use super::writes::Writes;
+use crate::handoff::Reservation;
 use crate::mapping::{Scope, Traversal, Workability, select_template};
 use crate::protocol::{
-    Action, Body, ConfigRecord, Job, JobId, JobQueue, JobSpec, ResourceRoot, StateRecord, WorkerSnapshot,
+    Action, Body, ConfigRecord, Job, JobId, JobQueue, JobSpec, JobState, ResourceRoot, StateRecord, WorkerSnapshot,
 };
 use crate::schema::Schema;
 use crate::secrets::Secrets;
@@ -100,6 +101,31 @@ pub(crate) fn plan(
     writes.put(queue.key(&job.id), handler.into_bytes());
     writes.put_job(JobQueue::All.key(&job.id), job.clone())?;
     Ok(Plan::Write { writes, job: Some(Box::new(job)) })
+}
+
+/// Turns the plan of a job ready to run into its claim for the worker of this process
+/// (`crate::handoff`): `/jobs/working/<id>` holding the reservation, bound to the worker's lease,
+/// instead of `/jobs/ready/<id>`; the job marked started (job_state `{}`); and what the job
+/// needs read at the plan's revision. The original's steps 3, 4 and 6 (PROTOCOL.md §3.4) at one
+/// revision, as the worker's own claim makes steps 4 and 6. Returns the job_state key marked
+/// started; `None`, with `writes` unchanged, when the plan does not make the job ready.
+pub(crate) fn claim_in_plan(
+    writes: &mut Writes,
+    schema: &Schema,
+    job: &Job,
+    reservation: &Reservation,
+) -> Result<Option<String>, serde_json::Error> {
+    let spec = &job.spec;
+    let Ok(started) = schema.resource_types.key(ResourceRoot::JobState, &spec.resource_type, &spec.resource_id) else {
+        return Ok(None);
+    };
+    if !writes.unchange(&JobQueue::Ready.key(&job.id)) {
+        return Ok(None);
+    }
+    writes.put_leased(JobQueue::Working.key(&job.id), reservation.id.clone().into_bytes(), reservation.lease);
+    writes.put_json(started.clone(), &JobState::Started)?;
+    writes.reads.extend(reservation.reads.iter().cloned());
+    Ok(Some(started))
 }
 
 /// What bringing one resource in line with its `/config` comes to.
@@ -498,6 +524,38 @@ mod tests {
             assert!(std::sync::Arc::ptr_eq(held, f.view.configs[&resource].0.as_ref().unwrap().shared_body()));
             f.commit(&writes);
         }
+    }
+
+    #[test]
+    fn a_ready_job_claimed_in_its_plan_goes_to_working_under_the_workers_lease() {
+        let mut f = Fixture::new();
+        let handoff = crate::handoff::Handoff::default();
+        let needs: crate::handoff::NeededKeys = std::sync::Arc::new(|_: &Job| vec!["/config/template".to_owned()]);
+        let _handed = handoff.open("heat_worker", 42, std::sync::Arc::new(tokio::sync::Semaphore::new(8)), needs);
+
+        f.config(&network(), json!({"id": "n1", "name": "net", "tenant_id": TENANT}), 1, false);
+        let (mut writes, network_job) = f.plan_committed(&network());
+        let reservation = handoff.reserve(&network_job).unwrap();
+        let started = claim_in_plan(&mut writes, &f.schema, &network_job, &reservation).unwrap();
+        assert_eq!(started.as_deref(), Some("/esi-worker/job_state/v2.0/networks/n1"));
+        assert_eq!(writes.put_at(&JobQueue::Ready.key(&network_job.id)), None, "never ready for another worker");
+        let working = JobQueue::Working.key(&network_job.id);
+        assert_eq!(writes.put_at(&working), Some(reservation.id.as_bytes()));
+        assert_eq!(writes.leases, vec![(working, 42)]);
+        assert_eq!(writes.put_at("/esi-worker/job_state/v2.0/networks/n1"), Some(&b"{}"[..]));
+        assert!(writes.put_at(&JobQueue::All.key(&network_job.id)).is_some());
+        assert_eq!(writes.reads, ["/config/template"]);
+        let summary = writes.txn().summary();
+        assert!(summary.contains(&format!("put /jobs/working/{} (lease)", network_job.id)), "{summary}");
+        assert!(summary.ends_with("get /config/template"), "{summary}");
+
+        // A job that waits for another is not claimed: it is not ready.
+        f.config(&subnet(), json!({"id": "s1", "network_id": "n1", "tenant_id": TENANT}), 1, false);
+        let (mut writes, subnet_job) = f.plan_committed(&subnet());
+        let before = writes.clone();
+        let reservation = handoff.reserve(&subnet_job).unwrap();
+        assert_eq!(claim_in_plan(&mut writes, &f.schema, &subnet_job, &reservation).unwrap(), None);
+        assert_eq!(writes, before);
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub(crate) struct Writes {
     pub changes: Vec<(String, Option<Vec<u8>>)>,
     /// The job records and snapshots among `changes`, by key, before encoding.
     pub records: Vec<(String, Decided)>,
+    /// The keys among `changes` put bound to a lease: a claim made for this process's worker
+    /// (`crate::handoff`).
+    pub leases: Vec<(String, i64)>,
+    /// Keys read after the changes, at the transaction's revision (what a job claimed in its
+    /// plan needs).
+    pub reads: Vec<String>,
 }
 
 impl Writes {
@@ -62,6 +68,20 @@ impl Writes {
         self.changes.push((key, None));
     }
 
+    /// Puts `value` bound to `lease`.
+    pub fn put_leased(&mut self, key: String, value: Vec<u8>, lease: i64) {
+        self.leases.push((key.clone(), lease));
+        self.put(key, value);
+    }
+
+    /// Drops the change of `key`; whether there was one.
+    pub fn unchange(&mut self, key: &str) -> bool {
+        let before = self.changes.len();
+        self.changes.retain(|(k, _)| k != key);
+        self.leases.retain(|(k, _)| k != key);
+        self.changes.len() != before
+    }
+
     pub fn require_revision(&mut self, key: &str, revision: i64) {
         self.guards.push(Guard::Revision(key.to_owned(), revision));
     }
@@ -90,11 +110,13 @@ impl Writes {
         self.changes.iter().any(|(k, v)| k == key && v.is_none())
     }
 
-    /// Every key it guards on.
+    /// Every key it guards on or reads: what another decision of its transaction must not
+    /// write (its guards are checked, and its reads made, apart from the others' writes).
     pub fn guarded_keys(&self) -> impl Iterator<Item = &str> {
-        self.guards.iter().map(|guard| match guard {
+        let guards = self.guards.iter().map(|guard| match guard {
             Guard::Revision(key, _) | Guard::Present(key) | Guard::Absent(key) => key.as_str(),
-        })
+        });
+        guards.chain(self.reads.iter().map(String::as_str))
     }
 
     /// Every key it writes or deletes.
@@ -107,12 +129,18 @@ impl Writes {
         self.changes.iter().map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len)).sum()
     }
 
-    /// The transaction: every guard, then every change in order.
+    /// How many operations the transaction holds besides its guards.
+    pub fn operations(&self) -> usize {
+        self.changes.len() + self.reads.len()
+    }
+
+    /// The transaction: every guard, then every change in order, then the reads.
     pub fn txn(&self) -> Txn {
         Writes::txn_of(&[self])
     }
 
-    /// One transaction of several decisions: all their guards, then all their changes in order.
+    /// One transaction of several decisions: all their guards, then all their changes in order,
+    /// then all their reads in order.
     /// Sound only when no decision writes a key another guards or writes (a guard is checked
     /// before any write of the transaction, not after the decisions before it).
     pub fn txn_of(all: &[&Writes]) -> Txn {
@@ -124,11 +152,18 @@ impl Writes {
                 Guard::Absent(key) => txn.if_absent(key),
             };
         }
-        for (key, value) in all.iter().flat_map(|writes| &writes.changes) {
-            txn = match value {
-                Some(value) => txn.put(key, value.clone()),
-                None => txn.delete(key),
-            };
+        for writes in all {
+            for (key, value) in &writes.changes {
+                let lease = writes.leases.iter().find(|(k, _)| k == key).map(|(_, lease)| *lease);
+                txn = match (value, lease) {
+                    (Some(value), Some(lease)) => txn.put_leased(key, value.clone(), lease),
+                    (Some(value), None) => txn.put(key, value.clone()),
+                    (None, _) => txn.delete(key),
+                };
+            }
+        }
+        for key in all.iter().flat_map(|writes| &writes.reads) {
+            txn = txn.get(key);
         }
         txn
     }

@@ -40,7 +40,7 @@ pub(crate) async fn claim(
     lease: i64,
     known: Option<&[u8]>,
 ) -> Result<Option<Claim>, StoreError> {
-    let reservation = crate::ids::random_id().replace("heat-reconciler-", "");
+    let reservation = crate::ids::reservation_id();
     let ready = JobQueue::Ready.key(job_id);
     let working = JobQueue::Working.key(job_id);
     let all = JobQueue::All.key(job_id);

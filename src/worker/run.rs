@@ -1,12 +1,14 @@
 //! The worker loop: watch `/jobs` (the ready queue, and the job records a claim reads the job's
 //! needs by), claim jobs with a leased `/jobs/working` key (at most `slots` at once; `claim`),
-//! run each against Heat and write its results in the protocol's order.
+//! or take those the planner of this process claimed for it as it planned them
+//! (`crate::handoff`), run each against Heat and write its results in the protocol's order.
 
 use super::claim::{Claim, Claimed, claim};
 use super::execute::{Outcome, Patience, execute};
 use super::pace::Pace;
-use super::prepare::{prepare, prepare_from};
+use super::prepare::{needed_keys, prepare, prepare_from};
 use super::queue::Queue;
+use crate::handoff::{self, Handed, Handoff, NeededKeys};
 use crate::heat::HeatClient;
 use crate::protocol::DecodeError;
 use crate::protocol::keys::UnknownType;
@@ -27,6 +29,9 @@ pub struct WorkerOptions {
     /// TTL of the lease that holds this worker's `/jobs/working` keys.
     pub lease_ttl: Duration,
     pub patience: Patience,
+    /// The planner of this process, if it runs one: it may claim jobs for this worker in the
+    /// transactions that plan them ([`crate::handoff`]).
+    pub handoff: Option<Handoff>,
 }
 
 impl Default for WorkerOptions {
@@ -36,6 +41,7 @@ impl Default for WorkerOptions {
             slots: 8,
             lease_ttl: Duration::from_secs(60),
             patience: Patience::default(),
+            handoff: None,
         }
     }
 }
@@ -75,22 +81,39 @@ pub async fn run(
         let ready_dir = JobQueue::Ready.dir().to_owned() + "/";
         let mut events = watch_listing(store.clone(), "/jobs/".to_owned(), vec![ready_dir], Vec::new);
         let mut queue = Queue::default();
+        let mut handed = options.handoff.as_ref().map(|handoff| {
+            let schema = context.schema.clone();
+            let needs: NeededKeys = Arc::new(move |job: &Job| needed_keys(&schema, job));
+            handoff.open(&options.handler, lease.id(), slots.clone(), needs)
+        });
+        let close = || options.handoff.as_ref().map(Handoff::close);
         loop {
             tokio::select! {
                 event = events.recv() => {
-                    let Some(event) = event else { continue 'lease };
+                    let Some(event) = event else {
+                        close();
+                        continue 'lease;
+                    };
                     if matches!(event, WatchEvent::Listed { .. }) {
                         heartbeat.ready();
                     }
                     queue.apply(event, &options.handler);
                 }
+                Some(handed) = next_handed(&mut handed) => {
+                    if let Some((job_id, claim, permit)) = from_handoff(handed) {
+                        let (context, slot) = (context.clone(), Slot { permit: Some(permit), done: done_tx.clone() });
+                        jobs.spawn(async move { context.run_handed(&job_id, claim, slot).await });
+                    }
+                }
                 _ = done.recv() => {}
                 _ = heartbeat.tick() => {}
                 _ = lease.lost() => {
                     tracing::warn!("worker lease lost; running jobs lose their claims");
+                    close();
                     continue 'lease;
                 }
                 _ = crate::shutdown::shut_down(&mut shutdown) => {
+                    close();
                     // Every claimed job runs to its finished marker first.
                     while jobs.join_next().await.is_some() {}
                     return Ok(());
@@ -119,6 +142,29 @@ pub async fn run(
                 });
             }
         }
+    }
+}
+
+/// The next job the planner of this process claimed for this worker; never, without one.
+async fn next_handed(handed: &mut Option<mpsc::UnboundedReceiver<Handed>>) -> Option<Handed> {
+    match handed {
+        Some(handed) => handed.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A job claimed in its plan, as a claim of this worker's own (`None`: a slot given back).
+fn from_handoff(handed: Handed) -> Option<(String, Claim, OwnedSemaphorePermit)> {
+    match handed {
+        Handed::Claimed(claimed) => {
+            let handoff::Claimed { job_id, reservation, permit, revision, record, started, needs } = *claimed;
+            tracing::debug!(job = %job_id, "claimed in its plan");
+            let first = Claimed { revision, started: Some(started), record: Some(record), needs };
+            Some((job_id, Claim { reservation, first: Some(first) }, permit))
+        }
+        // Whether the claim was written is known from its key ([`Context::run_handed`]).
+        Handed::Unknown { job_id, reservation, permit } => Some((job_id, Claim { reservation, first: None }, permit)),
+        Handed::Returned => None,
     }
 }
 
@@ -204,6 +250,34 @@ struct Ran {
 }
 
 impl Context {
+    /// Runs a job the planner claimed for this worker. When the plan's answer was lost
+    /// (`claim.first` is `None`), only while its claim holds our reservation: it may not have
+    /// been written, and then the planner plans the job again. That is read until etcd answers,
+    /// since a claim of ours that nobody ran would hold the job until this process ends.
+    async fn run_handed(&self, job_id: &str, claim: Claim, slot: Slot) {
+        if claim.first.is_none() {
+            let working = JobQueue::Working.key(job_id);
+            let (mut backoff, mut errors) = (crate::store::watcher::Backoff::default(), ErrorLog::default());
+            let what = format!("read {working}");
+            let ours = loop {
+                match self.store.get(&working).await {
+                    Ok(kv) => {
+                        errors.succeeded(&what);
+                        break kv.is_some_and(|kv| kv.value == claim.reservation.as_bytes());
+                    }
+                    Err(e) => {
+                        retried!(errors, &self.store, &e, &what, job = %job_id, "cannot tell whether the plan claimed the job; reading again");
+                        backoff.wait().await;
+                    }
+                }
+            };
+            if !ours {
+                return;
+            }
+        }
+        self.run_to_end(job_id, claim, slot).await
+    }
+
     /// Runs a claimed job until it is reported and marked finished, or the claim is lost. Each
     /// step is retried alone while etcd fails: a job is run against Heat again only if etcd
     /// failed before Heat was asked (every step is safe to repeat, but Heat's is the slow one).
