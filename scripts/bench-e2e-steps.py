@@ -11,7 +11,10 @@ Columns, in milliseconds: the config write's commit (the benchmark's put), the w
 planner and its queueing (until the plan transaction is sent), the plan's commit, the hop to
 the worker (until it sends the claim), the claim's commit, the worker's preparing (rendering)
 until Heat is called, and Heat's answer to the /state seen by the benchmark (results commit and
-a watch hop). A job claimed only when a slot came free shows its wait in the hop column.
+a watch hop). A job claimed only when a slot came free shows its wait in the hop column. A job
+claimed in its plan (the planner and the worker in one process, with a free slot) has no hop to
+the worker and no claim of its own: its plan ends when the worker receives it, the hop is 0, and
+the claim column holds only the start of the job's task.
 """
 import datetime
 import json
@@ -52,7 +55,9 @@ def main(run, shown):
             row, step = rows[resource], steps.get(resource, {})
             try:
                 calling = step["job finished"] - step["heat_ms"] / 1000
-                marks = [row["written"], row["committed"], step["sent"], step["planned job"], step["claiming"],
+                handed = step.get("claimed in its plan")
+                planned, claiming = (handed, handed) if handed else (step["planned job"], step["claiming"])
+                marks = [row["written"], row["committed"], step["sent"], planned, claiming,
                          step["Checking job status"], calling]
                 parts = [b - a for a, b in zip(marks, marks[1:])] + [row["state"] - step["job finished"]]
             except (KeyError, TypeError) as missing:
