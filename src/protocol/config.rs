@@ -62,10 +62,30 @@ fn encode_body<S: Serializer>(body: &(SharedBody, BodyEncoding), serializer: S) 
     }
 }
 
+/// serde_json reads an object whose first key is this one as a raw value, not as an object (its
+/// `raw_value` feature, which a dependency turns on). A string-encoded body is written back with
+/// its keys sorted, as Go sorts them, and `$` sorts first: a body holding this key anywhere would
+/// decode once and never again. It is refused when read.
+const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
+fn holds_raw_value_key(body: &Body) -> bool {
+    fn within(value: &Value) -> bool {
+        match value {
+            Value::Object(map) => holds_raw_value_key(map),
+            Value::Array(items) => items.iter().any(within),
+            _ => false,
+        }
+    }
+    body.iter().any(|(key, value)| key == RAW_VALUE_KEY || within(value))
+}
+
 fn decode_body<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(SharedBody, BodyEncoding), D::Error> {
     match Value::deserialize(deserializer)? {
         Value::Object(body) => Ok((exact(body), BodyEncoding::Object)),
         Value::String(text) => match serde_json::from_str(&text) {
+            Ok(Value::Object(body)) if holds_raw_value_key(&body) => {
+                Err(D::Error::custom(format!("body holds the key `{RAW_VALUE_KEY}`, which cannot be written back")))
+            }
             Ok(Value::Object(body)) => Ok((exact(body), BodyEncoding::String)),
             Ok(_) => Err(D::Error::custom("body string does not hold a JSON object")),
             Err(e) => Err(D::Error::custom(format!("body string is not JSON: {e}"))),
@@ -163,6 +183,24 @@ mod tests {
         assert!(!identical(&a, &body(json!({"id": "n1", "tags": [{"y": 2, "x": 1}], "name": "a"}))));
         assert!(!identical(&a, &body(json!({"id": "n1", "tags": [{"x": 1, "y": 2}], "name": "b"}))));
         assert!(!identical(&a, &body(json!({"id": "n1", "tags": [{"x": 1, "y": 2}]}))));
+    }
+
+    #[test]
+    fn a_body_holding_serde_jsons_raw_value_key_is_refused() {
+        // Anywhere: written back with its keys sorted, it would come first and read as raw.
+        for body in [
+            json!({"id": "n1", "$serde_json::private::RawValue": "x"}),
+            json!({"id": "n1", "tags": [{"name": "a", "$serde_json::private::RawValue": "x"}]}),
+            json!({"id": "n1", "nested": {"z": {"a": 2, "$serde_json::private::RawValue": 1}}}),
+            json!({"id": "n1", "grid": [[{"a": 1, "$serde_json::private::RawValue": 2}]]}),
+        ] {
+            let raw = json!({"body": body.to_string(), "version": 1});
+            let error = serde_json::from_value::<ConfigRecord>(raw).unwrap_err().to_string();
+            assert!(error.contains("body holds the key `$serde_json::private::RawValue`"), "{error}");
+        }
+        let fine =
+            json!({"body": json!({"id": "n1", "note": "$serde_json::private::RawValue"}).to_string(), "version": 1});
+        assert!(serde_json::from_value::<ConfigRecord>(fine).is_ok(), "as a value it is only text");
     }
 
     #[test]
