@@ -15,6 +15,7 @@ use heat_reconciler::heat::trust::{Refusal, Service, Trust};
 use heat_reconciler::heat::{Endpoint, HeatClient, HeatError};
 use heat_reconciler::local::certs::TestCa;
 use heat_reconciler::local::ports;
+use heat_reconciler::telemetry::metrics::HeatErrorLabels;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -220,6 +221,13 @@ async fn keystone_and_heat_from_its_catalog_over_tls_trust_the_bundle_of_the_env
     let only = format!("a CA of the bundle {} (--os-cacert)", path(&keystone_only));
     assert_eq!(error.to_string(), refused(Service::Heat, heat_tls_url(), only).to_string());
     assert!(!error.is_transient());
+    // Counted as the certificate's fault, not the network's (this binary's other tests run the
+    // controller in processes of their own).
+    let errors = |status: &str| {
+        let labels = HeatErrorLabels { status: status.to_owned() };
+        heat_reconciler::telemetry::metrics().heat_errors.get_or_create(&labels).get()
+    };
+    assert_eq!((errors("untrusted"), errors("unreachable")), (1, 0));
     let error = heat_client(&keystone_env(ks, &auth_url, ""), None).find(&project, "no-such-stack").await.unwrap_err();
     let system = "a CA of the system's store (give the cloud's CA bundle with --os-cacert or OS_CACERT)".to_owned();
     assert_eq!(error.to_string(), refused(Service::Keystone, keystone_proxy.url(), system).to_string());

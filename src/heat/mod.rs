@@ -327,18 +327,21 @@ impl HeatClient {
         let metrics = crate::telemetry::metrics();
         let labels = HeatCallLabels { method: method_name };
         metrics.heat_call_duration.get_or_create(&labels).observe(began.elapsed().as_secs_f64());
+        let answer = answer.map_err(|e| self.transport(e));
         let failed = match &answer {
             Ok(response) if response.status().is_client_error() || response.status().is_server_error() => {
                 // 404 of a stack looked for is an answer, not an error.
                 (response.status().as_u16() != 404).then(|| response.status().as_u16().to_string())
             }
             Ok(_) => None,
+            // A refused certificate is the operator's CA bundle to fix, not the network.
+            Err(HeatError::Untrusted { .. }) => Some("untrusted".to_owned()),
             Err(_) => Some("unreachable".to_owned()),
         };
         if let Some(status) = failed {
             metrics.heat_errors.get_or_create(&HeatErrorLabels { status }).inc();
         }
-        answer.map_err(|e| self.transport(e))
+        answer
     }
 
     /// Sends a request whose success (any 2xx) answers JSON: that answer, or why it failed.

@@ -35,7 +35,8 @@ pub struct HeatCallLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HeatErrorLabels {
-    /// The HTTP status, or `unreachable` when no answer came.
+    /// The HTTP status; `untrusted` when the server's certificate was refused, `unreachable` when
+    /// no answer came otherwise.
     pub status: String,
 }
 
