@@ -542,3 +542,45 @@ async fn heat_registers_targets_and_the_load_balancer_gets_its_monitoring_record
     let _ = monitor.stop.send(true);
     let _ = own_heat.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_503_naming_etcd_while_etcd_is_down() {
+    let mut etcd = heat_reconciler::local::LocalEtcd::start().await.unwrap();
+    let store = etcd.connect().await.unwrap();
+    let device = LocalSnmpd::start(&[COMMUNITY], &[]).await.unwrap();
+    let monitor = Monitor::start(&store, &device).await;
+    let body = target_body(
+        "snmp_device_lb",
+        "load_balancers",
+        &unique("lb"),
+        1,
+        json!({"device_ip": "lb.example", "community_name": COMMUNITY}),
+        json!({"status": {"key": "load_balancer"}}),
+    );
+    let (status, target) = monitor.call(reqwest::Method::POST, "/targets", Some(body)).await;
+    assert_eq!(status, 201);
+    let path = format!("/targets/{}", target["id"].as_str().unwrap());
+
+    etcd.stop();
+    let answer = reqwest::Client::new()
+        .get(format!("{}{path}", monitor.url))
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .expect("the API answers while etcd is down");
+    assert_eq!(answer.status(), 503);
+    assert_eq!(answer.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+    let error: Value = answer.json().await.unwrap();
+    let key = format!("/heat-reconciler/monitoring/targets/{}", target["id"].as_str().unwrap());
+    assert_eq!(
+        error,
+        json!({"error": format!(
+            "etcd, which keeps the targets, could not read {key}: connection refused (is etcd running there?); try again"
+        )})
+    );
+
+    // Back, and the same call is answered.
+    etcd.restart().await.unwrap();
+    eventually(30, || async { (monitor.call(reqwest::Method::GET, &path, None).await.0 == 200).then_some(()) }).await;
+    let _ = monitor.stop.send(true);
+}

@@ -9,7 +9,7 @@
 //! never repeated, and a refused body's values are never quoted (`TargetSpec::from_json`).
 
 use super::plan::ProbeConfig;
-use super::registry::{Registry, RegistryError};
+use super::registry::{Registry, RegistryError, TARGETS_PREFIX, target_key};
 use super::target::TargetSpec;
 use crate::secrets::Secrets;
 use axum::Router;
@@ -109,7 +109,7 @@ async fn create(State(api): State<Arc<Api>>, body: Result<Bytes, BytesRejection>
             tracing::info!(id = %target.id, kind = %target.spec.kind, key = %target.spec.monitoring_key(), version = target.spec.version, "target registered");
             (StatusCode::CREATED, axum::Json(target.masked())).into_response()
         }
-        Err(e) => registry_error(e),
+        Err(e) => registry_error(&api, e, &format!("write {TARGETS_PREFIX}")),
     }
 }
 
@@ -117,14 +117,14 @@ async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     match api.registry.get(&id).await {
         Ok(Some(target)) => axum::Json(target.masked()).into_response(),
         Ok(None) => not_found(&id),
-        Err(e) => registry_error(e),
+        Err(e) => registry_error(&api, e, &format!("read {}", target_key(&id))),
     }
 }
 
 async fn list(State(api): State<Arc<Api>>) -> Response {
     match api.registry.list().await {
         Ok(targets) => axum::Json(targets.iter().map(|t| t.masked()).collect::<Vec<_>>()).into_response(),
-        Err(e) => registry_error(e),
+        Err(e) => registry_error(&api, e, &format!("read {TARGETS_PREFIX}")),
     }
 }
 
@@ -139,7 +139,7 @@ async fn update(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Resul
             axum::Json(target.masked()).into_response()
         }
         Ok(None) => not_found(&id),
-        Err(e) => registry_error(e),
+        Err(e) => registry_error(&api, e, &format!("write {}", target_key(&id))),
     }
 }
 
@@ -150,7 +150,7 @@ async fn remove(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(false) => not_found(&id),
-        Err(e) => registry_error(e),
+        Err(e) => registry_error(&api, e, &format!("write {}", target_key(&id))),
     }
 }
 
@@ -191,14 +191,29 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn registry_error(e: RegistryError) -> Response {
-    let status = match e {
-        RegistryError::Conflict(_) => StatusCode::CONFLICT,
-        RegistryError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        RegistryError::Corrupt { .. } | RegistryError::Unencodable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+/// A call the registry could not carry out. etcd failing is 503 with `Retry-After`, its cause
+/// named as the operator would name it (`what` is what the call tried: `read <key>`), never
+/// the client library's raw text.
+fn registry_error(api: &Api, e: RegistryError, what: &str) -> Response {
+    let (status, message) = match &e {
+        RegistryError::Conflict(_) => (StatusCode::CONFLICT, e.to_string()),
+        RegistryError::Store(store_error) => {
+            let cause = api.registry.describe(store_error, what);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("etcd, which keeps the targets, could not {what}: {cause}; try again"),
+            )
+        }
+        RegistryError::Corrupt { .. } | RegistryError::Unencodable { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
     };
-    tracing::warn!(error = %e, "target API call failed");
-    error(status, &e.to_string())
+    tracing::warn!(error = %message, "target API call failed");
+    let mut response = error(status, &message);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

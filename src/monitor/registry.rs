@@ -35,6 +35,12 @@ impl Registry {
         Registry { store, public_url: public_url.trim_end_matches('/').to_owned() }
     }
 
+    /// What a failed etcd call, met while trying to `what`, means in the operator's terms
+    /// ([`Store::describe`]).
+    pub fn describe(&self, error: &StoreError, what: &str) -> String {
+        self.store.describe(error, what)
+    }
+
     pub async fn create(&self, spec: TargetSpec) -> Result<Target, RegistryError> {
         let id = uuid::Uuid::new_v4().to_string();
         let target = Target {
