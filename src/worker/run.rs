@@ -14,6 +14,7 @@ use crate::protocol::DecodeError;
 use crate::protocol::keys::UnknownType;
 use crate::protocol::{Job, JobQueue, JobState, Record, ResourceRoot};
 use crate::schema::Schema;
+use crate::store::watcher::Backoff;
 use crate::store::{ErrorLog, Lease, Store, StoreError, Txn, WatchEvent, retried, watch_listing};
 use crate::telemetry::metrics::{FinishedLabels, JobLabels};
 use std::sync::Arc;
@@ -257,7 +258,7 @@ impl Context {
     async fn run_handed(&self, job_id: &str, claim: Claim, slot: Slot) {
         if claim.first.is_none() {
             let working = JobQueue::Working.key(job_id);
-            let (mut backoff, mut errors) = (crate::store::watcher::Backoff::default(), ErrorLog::default());
+            let (mut backoff, mut errors) = (Backoff::default(), ErrorLog::default());
             let what = format!("read {working}");
             let ours = loop {
                 match self.store.get(&working).await {
@@ -284,39 +285,37 @@ impl Context {
     /// The slot is freed as soon as Heat is done with the job: the slots bound the work in Heat,
     /// and the next job's claim need not wait for this one's results and finished marker.
     async fn run_to_end(&self, job_id: &str, claim: Claim, mut slot: Slot) {
-        let mut backoff = crate::store::watcher::Backoff::default();
+        let mut backoff = Backoff::default();
         let mut first = claim.first;
-        let mut attempt = 0;
-        let ran = loop {
-            attempt += 1;
-            match self.run(job_id, &claim.reservation, first.take()).await {
-                Ok(Some(ran)) => break ran,
-                Ok(None) => return,
-                Err(e) if again(&self.store, job_id, &e, attempt, "running it again") => backoff.wait().await,
-                Err(_) => return,
-            }
-        };
+        let reservation = &claim.reservation;
+        let running =
+            self.step(job_id, "running it again", &mut backoff, || self.run(job_id, reservation, first.take()));
+        let Some(Some(ran)) = running.await else { return };
         slot.free();
-        attempt = 0;
-        let finish = loop {
-            attempt += 1;
-            match self.report(&ran, &claim.reservation).await {
-                Ok(finish) => break finish,
-                Err(e) if again(&self.store, job_id, &e, attempt, "reporting it again") => backoff.wait().await,
-                Err(_) => return,
-            }
-        };
-        attempt = 0;
+        let reporting = self.step(job_id, "reporting it again", &mut backoff, || self.report(&ran, reservation));
+        let Some(finish) = reporting.await else { return };
+        let finishing = self.step(job_id, "marking it finished again", &mut backoff, || async {
+            Ok(self.store.commit(finish.clone()).await?)
+        });
+        if let Some(None) = finishing.await {
+            tracing::warn!(job = %job_id, "claim lost before marking the job finished; another worker will run it");
+        }
+    }
+
+    /// One step of [`Self::run_to_end`], tried again while [`again`] says so; `None` once it
+    /// gives up (it has said why).
+    async fn step<T, F, Fut>(&self, job_id: &str, next: &str, backoff: &mut Backoff, mut once: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, JobError>>,
+    {
+        let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.store.commit(finish.clone()).await.map_err(JobError::from) {
-                Ok(Some(_)) => return,
-                Ok(None) => {
-                    tracing::warn!(job = %job_id, "claim lost before marking the job finished; another worker will run it");
-                    return;
-                }
-                Err(e) if again(&self.store, job_id, &e, attempt, "marking it finished again") => backoff.wait().await,
-                Err(_) => return,
+            match once().await {
+                Ok(done) => return Some(done),
+                Err(e) if again(&self.store, job_id, &e, attempt, next) => backoff.wait().await,
+                Err(_) => return None,
             }
         }
     }
