@@ -406,6 +406,25 @@ async fn watch_relists_after_compaction() {
 }
 
 #[tokio::test]
+async fn a_restart_waits_for_a_port_held_for_a_moment() {
+    let (mut etcd, store) = start().await;
+    store.put("/r/kept", "x").await.expect("put");
+    etcd.stop();
+    // What a free-port search elsewhere does: binds the stopped etcd's client port, then lets go.
+    let address = etcd.client_url.trim_start_matches("http://").to_owned();
+    let held = std::net::TcpListener::bind(&address).expect("the stopped etcd's port is free");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(held);
+    });
+    within(Duration::from_secs(30), "restarting etcd", etcd.restart())
+        .await
+        .expect("etcd restarts once the port is free");
+    release.join().unwrap();
+    assert_eq!(value_of(&store, "/r/kept").await.as_deref(), Some("x"), "the same etcd, on the same port");
+}
+
+#[tokio::test]
 async fn lease_keys_vanish_when_revoked() {
     let (_etcd, store) = start().await;
     let lease = Lease::grant(&store, Duration::from_secs(2)).await.expect("grant");

@@ -249,8 +249,21 @@ impl LocalEtcd {
     /// until it answers. Everything written before the stop is still there.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
-        self.process.start()?;
-        self.wait_ready().await
+        // Its ports were free while it was down, and a free-port search elsewhere (which binds
+        // port 0 and lets go) may hold one for a moment: then etcd exits at once, and the same
+        // ports are tried again shortly, for about two seconds.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.process.start()?;
+            match self.wait_ready().await {
+                Err(e) if attempts < 10 && format!("{e:#}").contains("address already in use") => {
+                    tracing::debug!("etcd did not start again, its port is taken: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     pub fn endpoints(&self) -> Vec<String> {
