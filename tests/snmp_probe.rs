@@ -96,7 +96,15 @@ async fn snmp_agent_stopped_then_started_again() {
     assert!(matches!(error, ProbeError::Unreachable(_) | ProbeError::Timeout(_)), "{error:?}");
     assert!(probe::snmp_port(&target, "0/1", TIMEOUT).await.is_err());
 
+    // A free-port search elsewhere (bind port 0, let go) may hold the stopped agent's port for a
+    // moment; starting again waits for it.
+    let held = std::net::UdpSocket::bind(addr).expect("the stopped agent's port is free");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(held);
+    });
     snmpd.start_again().await.expect("starts again");
+    release.join().unwrap();
     assert_eq!(snmpd.addr(), addr, "same port");
     probe::snmp_device(&target, TIMEOUT).await.expect("reachable again");
     assert_eq!(probe::snmp_port(&target, "1/2", TIMEOUT).await, Ok(PortState::Down), "same config");

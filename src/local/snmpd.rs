@@ -98,10 +98,24 @@ impl LocalSnmpd {
     /// waits until it answers.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         self.stop();
-        if let Some(process) = self.process.as_mut() {
-            process.start()?;
+        // Its port was free while it was down, and a free-port search elsewhere (which binds
+        // port 0 and lets go) may hold it for a moment: then snmpd exits at once, and the same
+        // port is tried again shortly, for about two seconds.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if let Some(process) = self.process.as_mut() {
+                process.start()?;
+            }
+            match self.wait_ready().await {
+                Ok(()) => return Ok(()),
+                Err(NotReady::Exited(e)) if attempts < 10 => {
+                    tracing::debug!("snmpd did not start again: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(NotReady::Exited(e) | NotReady::Silent(e)) => return Err(e),
+            }
         }
-        self.wait_ready().await.map_err(|(NotReady::Exited(e) | NotReady::Silent(e))| e)
     }
 
     /// Starts the agent on the current port (a new process, so the port can change).
