@@ -4,7 +4,7 @@
 //! options.
 
 use super::certs::TestCa;
-use super::process::{ChildProcess, free_tcp_ports, scratch_dir};
+use super::process::{ChildProcess, again_while_port_held, free_tcp_ports, scratch_dir};
 use crate::store::{EtcdAccess, Store, StoreError};
 use anyhow::Context as _;
 use std::path::PathBuf;
@@ -249,21 +249,11 @@ impl LocalEtcd {
     /// until it answers. Everything written before the stop is still there.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
-        // Its ports were free while it was down, and a free-port search elsewhere (which binds
-        // port 0 and lets go) may hold one for a moment: then etcd exits at once, and the same
-        // ports are tried again shortly, for about two seconds.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
+        let start_again = async || {
             self.process.start()?;
-            match self.wait_ready().await {
-                Err(e) if attempts < 10 && format!("{e:#}").contains("address already in use") => {
-                    tracing::debug!("etcd did not start again, its port is taken: {e:#}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                result => return result,
-            }
-        }
+            self.wait_ready().await
+        };
+        again_while_port_held("etcd", start_again, |e| format!("{e:#}").contains("address already in use")).await
     }
 
     pub fn endpoints(&self) -> Vec<String> {

@@ -6,6 +6,28 @@ use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+/// Runs `start_again` (a stopped service started again on the ports it had, until it answers)
+/// up to ten times, 200 ms apart, while `port_held` says it failed for want of its port: a
+/// stopped service's ports are free, and a free-port search elsewhere (which binds port 0 and
+/// lets go) may hold one for a moment, so that the service exits at once.
+pub async fn again_while_port_held<E>(
+    name: &str,
+    mut start_again: impl AsyncFnMut() -> Result<(), E>,
+    port_held: impl Fn(&E) -> bool,
+) -> Result<(), E> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match start_again().await {
+            Err(e) if attempts < 10 && port_held(&e) => {
+                tracing::debug!("{name} did not start again, its port is held; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// A child process of a local service: its command (to start it again), its log file, and the
 /// process while it runs. Killed when dropped.
 pub struct ChildProcess {

@@ -5,7 +5,7 @@
 //! module but the system group: it shows none of the machine's own interfaces, so a name that was
 //! not given is missing for sure.
 
-use super::process::{ChildProcess, free_udp_port, scratch_dir};
+use super::process::{ChildProcess, again_while_port_held, free_udp_port, scratch_dir};
 use crate::monitor::probe::{SnmpTarget, snmp_device};
 use anyhow::{Context, anyhow, ensure};
 use std::fmt;
@@ -98,24 +98,15 @@ impl LocalSnmpd {
     /// waits until it answers.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         self.stop();
-        // Its port was free while it was down, and a free-port search elsewhere (which binds
-        // port 0 and lets go) may hold it for a moment: then snmpd exits at once, and the same
-        // port is tried again shortly, for about two seconds.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
+        let start_again = async || {
             if let Some(process) = self.process.as_mut() {
-                process.start()?;
+                process.start().map_err(NotReady::Silent)?;
             }
-            match self.wait_ready().await {
-                Ok(()) => return Ok(()),
-                Err(NotReady::Exited(e)) if attempts < 10 => {
-                    tracing::debug!("snmpd did not start again: {e:#}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(NotReady::Exited(e) | NotReady::Silent(e)) => return Err(e),
-            }
-        }
+            self.wait_ready().await
+        };
+        // An agent that exits at once could not open its port.
+        let result = again_while_port_held("snmpd", start_again, |e| matches!(e, NotReady::Exited(_))).await;
+        result.map_err(|(NotReady::Exited(e) | NotReady::Silent(e))| e)
     }
 
     /// Starts the agent on the current port (a new process, so the port can change).
