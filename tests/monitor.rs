@@ -559,7 +559,8 @@ async fn the_api_answers_503_naming_etcd_while_etcd_is_down() {
     );
     let (status, target) = monitor.call(reqwest::Method::POST, "/targets", Some(body)).await;
     assert_eq!(status, 201);
-    let path = format!("/targets/{}", target["id"].as_str().unwrap());
+    let id = target["id"].as_str().unwrap();
+    let path = format!("/targets/{id}");
 
     etcd.stop();
     let answer = reqwest::Client::new()
@@ -571,7 +572,7 @@ async fn the_api_answers_503_naming_etcd_while_etcd_is_down() {
     assert_eq!(answer.status(), 503);
     assert_eq!(answer.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
     let error: Value = answer.json().await.unwrap();
-    let key = format!("/heat-reconciler/monitoring/targets/{}", target["id"].as_str().unwrap());
+    let key = monitor::target_key(id);
     assert_eq!(
         error,
         json!({"error": format!(

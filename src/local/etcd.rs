@@ -253,7 +253,7 @@ impl LocalEtcd {
             self.process.start()?;
             self.wait_ready().await
         };
-        again_while_port_held("etcd", start_again, |e| format!("{e:#}").contains("address already in use")).await
+        again_while_port_held("etcd", start_again, port_taken).await
     }
 
     pub fn endpoints(&self) -> Vec<String> {
@@ -316,12 +316,17 @@ where
         attempts += 1;
         let ports = free_tcp_ports(count).context("finding free ports for etcd")?;
         match start(ports).await {
-            Err(e) if attempts < 3 && format!("{e:#}").contains("address already in use") => {
+            Err(e) if attempts < 3 && port_taken(&e) => {
                 tracing::debug!("etcd did not start, trying other ports: {e:#}");
             }
             result => return result,
         }
     }
+}
+
+/// Whether etcd failed to start because one of its ports was bound by someone else.
+fn port_taken(error: &anyhow::Error) -> bool {
+    format!("{error:#}").contains("address already in use")
 }
 
 fn url(port: u16) -> String {
